@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.c - one line per event, written with a single write(2) so that lines
+ * of different threads never interleave.  Each line starts with a UTC time
+ * with microseconds (tests and benchmarks compute latencies from it), then
+ * the level.  Access-log lines carry the level "access".
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int log_level = LOG_LEVEL_INFO;
+
+static const char *const level_names[LOG_LEVEL__MAX] = {
+    "error", "warn", "info", "debug"
+};
+
+int
+log_level_parse(const char *name)
+{
+    int i;
+
+    for (i = 0; i < LOG_LEVEL__MAX; i++) {
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static void
+log_vline(const char *tag, int err, const char *fmt, va_list ap)
+{
+    char            line[4096];
+    struct timeval  tv;
+    struct tm       tm;
+    size_t          n;
+    int             r;
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    r = snprintf(line + n, sizeof line - n, ".%06ldZ %s ", (long)tv.tv_usec,
+        tag);
+    n += (size_t)r;
+    r = vsnprintf(line + n, sizeof line - n, fmt, ap);
+    if (r < 0)
+        r = 0;
+    n = (size_t)r >= sizeof line - n ? sizeof line - 1 : n + (size_t)r;
+    if (err != 0 && n < sizeof line - 1) {
+        r = snprintf(line + n, sizeof line - n, ": %s", strerror(err));
+        n = (size_t)r >= sizeof line - n ? sizeof line - 1 : n + (size_t)r;
+    }
+    if (n >= sizeof line - 1)
+        n = sizeof line - 2;
+    line[n++] = '\n';
+    if (write(STDERR_FILENO, line, n) < 0) {
+        /* nowhere left to report it */
+    }
+}
+
+void
+log_emit(int level, int with_errno, const char *fmt, ...)
+{
+    va_list ap;
+    int     err = with_errno ? errno : 0;
+
+    if (level > log_level)
+        return;
+    va_start(ap, fmt);
+    log_vline(level_names[level], err, fmt, ap);
+    va_end(ap);
+}
+
+void
+log_access(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vline("access", 0, fmt, ap);
+    va_end(ap);
+}
+
+char *
+log_escape(char *dst, size_t size, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t            o = 0;
+    unsigned char     c;
+
+    if (size == 0)
+        return dst;
+    if (src == NULL)
+        src = "";
+    for (; (c = (unsigned char)*src) != '\0'; src++) {
+        int plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+        size_t need = plain ? 1 : 4;
+
+        if (o + need + 4 > size) {
+            if (size >= 4) {
+                o = o + 4 > size ? size - 4 : o;
+                memcpy(dst + o, "...", 3);
+                o += 3;
+            }
+            break;
+        }
+        if (plain) {
+            dst[o++] = (char)c;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        }
+    }
+    dst[o < size ? o : size - 1] = '\0';
+    return dst;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.h - the server log (stderr, or a file) and the access log.
+ */
+#ifndef LOG_H
+#define LOG_H
+
+#include <stddef.h>
+
+enum log_level {
+    LOG_LEVEL_ERROR = 0,
+    LOG_LEVEL_WARN,
+    LOG_LEVEL_INFO,
+    LOG_LEVEL_DEBUG,
+    LOG_LEVEL__MAX
+};
+
+extern int log_level;
+
+/* Parse "error", "warn", "info" or "debug"; return the level or -1. */
+int     log_level_parse(const char *name);
+
+/* Emit one line at level; with_errno appends ": strerror(errno)". */
+void    log_emit(int level, int with_errno, const char *fmt, ...)
+            __attribute__((format(printf, 3, 4)));
+
+/* Write one access-log line (always, whatever the level). */
+void    log_access(const char *fmt, ...)
+            __attribute__((format(printf, 1, 2)));
+
+/*
+ * Copy src into dst (of size bytes) with control characters, quotes,
+ * backslashes and bytes >= 0x7f written as \xHH, truncated with "..." if it
+ * does not fit; return dst.  For strings that come from clients.
+ */
+char   *log_escape(char *dst, size_t size, const char *src);
+
+/* The level is checked before anything is formatted. */
+#define log_errorx(...) log_emit(LOG_LEVEL_ERROR, 0, __VA_ARGS__)
+#define log_error(...)  log_emit(LOG_LEVEL_ERROR, 1, __VA_ARGS__)
+#define log_warnx(...)  do { if (log_level >= LOG_LEVEL_WARN) \
+    log_emit(LOG_LEVEL_WARN, 0, __VA_ARGS__); } while (0)
+#define log_warn(...)   do { if (log_level >= LOG_LEVEL_WARN) \
+    log_emit(LOG_LEVEL_WARN, 1, __VA_ARGS__); } while (0)
+#define log_info(...)   do { if (log_level >= LOG_LEVEL_INFO) \
+    log_emit(LOG_LEVEL_INFO, 0, __VA_ARGS__); } while (0)
+#define log_debug(...)  do { if (log_level >= LOG_LEVEL_DEBUG) \
+    log_emit(LOG_LEVEL_DEBUG, 0, __VA_ARGS__); } while (0)
+
+#endif /* LOG_H */

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.h - the worker pool: N threads that accept FastCGI connections, read
+ * requests with libfcgi, run the route's handler under a cancel token
+ * watched by the watcher, and account for how each request ended.
+ */
+#ifndef POOL_H
+#define POOL_H
+
+#include <stddef.h>
+
+#include "fcgi_cancel.h"
+
+struct router;
+
+struct pool_config {
+    int         workers;            /* threads */
+    size_t      max_body_bytes;     /* larger bodies get 413 */
+    long        read_timeout_ms;    /* bound on reading one request */
+    size_t      stack_size;         /* worker stack, bytes */
+};
+
+struct pool;
+
+/*
+ * Start the pool on listening socket lfd (made non-blocking; the pool does
+ * not close it).  Request tokens are children of server_tok.  Return the
+ * pool, or NULL with *cause set (caller frees).
+ */
+struct pool *pool_new(int lfd, const struct pool_config *cfg,
+                 const struct router *router, fc_token *server_tok,
+                 char **cause);
+
+/*
+ * Stop taking new connections and requests: the listening socket leaves the
+ * pool, idle kept connections are shut down, and connections are closed
+ * after their current request.
+ */
+void         pool_drain(struct pool *p);
+
+/* Return the number of workers busy with a connection now. */
+int          pool_busy(struct pool *p);
+
+/* Stop every worker (they must be idle or about to be) and free the pool. */
+void         pool_free(struct pool *p);
+
+#endif /* POOL_H */

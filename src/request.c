@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * request.c - what a handler sees of a request (params, path, decoded query,
+ * body) and the response writer.  Every byte of a response goes through
+ * response_put(), the one place where a failed write becomes
+ * cancel(FC_WRITE_ERROR) on the request's token: libfcgi reports the first
+ * failure and then silently returns 0 from later flushes, so the stream's
+ * error is checked after every call.
+ */
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "log.h"
+#include "request.h"
+#include "token.h"
+#include "util.h"
+
+struct fc_request {
+    uint64_t           id;
+    char             **envp;
+    const char        *method;
+    char              *path;
+    const char        *query_string;
+    struct query_arg  *args;
+    size_t             nargs;
+    int                args_parsed;
+    char              *body;
+    size_t             body_len;
+};
+
+struct fc_response {
+    FCGX_Stream       *out;
+    fc_token          *tok;
+    int                status;
+    int                committed;
+    int                failed;
+    int                has_type;
+    struct buf         headers;
+    uint64_t           bytes;
+};
+
+static const struct {
+    int          status;
+    const char  *reason;
+} http_reasons[] = {
+    { 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
+    { 204, "No Content" }, { 301, "Moved Permanently" }, { 302, "Found" },
+    { 304, "Not Modified" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+    { 403, "Forbidden" }, { 404, "Not Found" },
+    { 405, "Method Not Allowed" }, { 408, "Request Timeout" },
+    { 409, "Conflict" }, { 413, "Content Too Large" },
+    { 429, "Too Many Requests" }, { 499, "Client Closed Request" },
+    { 500, "Internal Server Error" }, { 502, "Bad Gateway" },
+    { 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
+};
+
+const char *
+http_reason(int status)
+{
+    size_t i;
+
+    for (i = 0; i < nitems(http_reasons); i++) {
+        if (http_reasons[i].status == status)
+            return http_reasons[i].reason;
+    }
+    return "Unknown";
+}
+
+static int
+hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decode len bytes of s into a new string; NULL on allocation failure. */
+static char *
+url_decode(const char *s, size_t len)
+{
+    char   *out, *o;
+    size_t  i;
+
+    if ((out = malloc(len + 1)) == NULL)
+        return NULL;
+    for (i = 0, o = out; i < len; i++) {
+        if (s[i] == '+') {
+            *o++ = ' ';
+        } else if (s[i] == '%' && i + 2 < len &&
+            hexval((unsigned char)s[i + 1]) >= 0 &&
+            hexval((unsigned char)s[i + 2]) >= 0) {
+            *o++ = (char)(hexval((unsigned char)s[i + 1]) * 16 +
+                hexval((unsigned char)s[i + 2]));
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+void
+query_free(struct query_arg *args, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        free(args[i].name);
+        free(args[i].value);
+    }
+    free(args);
+}
+
+int
+query_parse(const char *qs, struct query_arg **args, size_t *n)
+{
+    struct query_arg *a = NULL, *na;
+    size_t            count = 0, cap = 0;
+    const char       *p, *amp, *eq;
+
+    *args = NULL;
+    *n = 0;
+    for (p = qs != NULL ? qs : ""; *p != '\0'; p = *amp ? amp + 1 : amp) {
+        if ((amp = strchr(p, '&')) == NULL)
+            amp = p + strlen(p);
+        if (amp == p)
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 8;
+            if ((na = realloc(a, cap * sizeof *a)) == NULL)
+                goto fail;
+            a = na;
+        }
+        eq = memchr(p, '=', (size_t)(amp - p));
+        a[count].name = url_decode(p, (size_t)((eq ? eq : amp) - p));
+        a[count].value = eq ? url_decode(eq + 1, (size_t)(amp - eq - 1)) :
+            url_decode("", 0);
+        count++;
+        if (a[count - 1].name == NULL || a[count - 1].value == NULL)
+            goto fail;
+    }
+    *args = a;
+    *n = count;
+    return 0;
+fail:
+    query_free(a, count);
+    return -1;
+}
+
+fc_request *
+request_new(uint64_t id, char **envp)
+{
+    fc_request *req;
+    const char *uri, *q;
+    size_t      len;
+
+    if ((req = calloc(1, sizeof *req)) == NULL)
+        return NULL;
+    req->id = id;
+    req->envp = envp;
+    req->method = FCGX_GetParam("REQUEST_METHOD", envp);
+    if (req->method == NULL || *req->method == '\0')
+        req->method = "GET";
+    req->query_string = FCGX_GetParam("QUERY_STRING", envp);
+    if (req->query_string == NULL)
+        req->query_string = "";
+
+    /*
+     * The path: DOCUMENT_URI (nginx, decoded), else SCRIPT_NAME + PATH_INFO
+     * (CGI), else REQUEST_URI without its query.
+     */
+    if ((uri = FCGX_GetParam("DOCUMENT_URI", envp)) != NULL && *uri == '/') {
+        req->path = strdup(uri);
+    } else if ((uri = FCGX_GetParam("SCRIPT_NAME", envp)) != NULL &&
+        *uri == '/') {
+        const char *pi = FCGX_GetParam("PATH_INFO", envp);
+        struct buf  b = { 0 };
+
+        if (buf_printf(&b, "%s%s", uri, pi ? pi : "") == 0)
+            req->path = b.data;
+    } else if ((uri = FCGX_GetParam("REQUEST_URI", envp)) != NULL &&
+        *uri == '/') {
+        q = strchr(uri, '?');
+        len = q ? (size_t)(q - uri) : strlen(uri);
+        if ((req->path = malloc(len + 1)) != NULL) {
+            memcpy(req->path, uri, len);
+            req->path[len] = '\0';
+        }
+    } else {
+        req->path = strdup("/");
+    }
+    if (req->path == NULL) {
+        free(req);
+        return NULL;
+    }
+    return req;
+}
+
+void
+request_free(fc_request *req)
+{
+    if (req == NULL)
+        return;
+    query_free(req->args, req->nargs);
+    free(req->path);
+    free(req->body);
+    free(req);
+}
+
+void
+request_set_body(fc_request *req, char *body, size_t len)
+{
+    free(req->body);
+    req->body = body;
+    req->body_len = len;
+}
+
+const char *
+fc_request_param(const fc_request *req, const char *name)
+{
+    return FCGX_GetParam(name, req->envp);
+}
+
+const char *
+fc_request_method(const fc_request *req)
+{
+    return req->method;
+}
+
+const char *
+fc_request_path(const fc_request *req)
+{
+    return req->path;
+}
+
+const char *
+fc_request_query(const fc_request *req, const char *name)
+{
+    fc_request *r = (fc_request *)req;  /* parsed once, on first use */
+    size_t      i;
+
+    if (!r->args_parsed) {
+        if (query_parse(r->query_string, &r->args, &r->nargs) != 0)
+            return NULL;
+        r->args_parsed = 1;
+    }
+    for (i = 0; i < r->nargs; i++) {
+        if (strcmp(r->args[i].name, name) == 0)
+            return r->args[i].value;
+    }
+    return NULL;
+}
+
+const void *
+fc_request_body(const fc_request *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body != NULL ? req->body : "";
+}
+
+uint64_t
+fc_request_id(const fc_request *req)
+{
+    return req->id;
+}
+
+void
+fc_request_log(const fc_request *req, const char *fmt, ...)
+{
+    struct buf b = { 0 };
+    va_list    ap;
+
+    if (log_level < LOG_LEVEL_INFO)
+        return;
+    va_start(ap, fmt);
+    if (buf_vprintf(&b, fmt, ap) == 0)
+        log_emit(LOG_LEVEL_INFO, 0, "req=%llu %s",
+            (unsigned long long)req->id, b.data);
+    va_end(ap);
+    buf_free(&b);
+}
+
+fc_response *
+response_new(FCGX_Stream *out, fc_token *tok)
+{
+    fc_response *resp;
+
+    if ((resp = calloc(1, sizeof *resp)) == NULL)
+        return NULL;
+    resp->out = out;
+    resp->tok = tok;
+    resp->status = 200;
+    return resp;
+}
+
+void
+response_free(fc_response *resp)
+{
+    if (resp == NULL)
+        return;
+    buf_free(&resp->headers);
+    free(resp);
+}
+
+int
+response_get_status(const fc_response *resp)
+{
+    return resp->status;
+}
+
+uint64_t
+response_bytes(const fc_response *resp)
+{
+    return resp->bytes;
+}
+
+int
+response_failed(const fc_response *resp)
+{
+    return resp->failed;
+}
+
+/* Record a failed write: the client is as good as gone. */
+static int
+response_fail(fc_response *resp)
+{
+    resp->failed = 1;
+    token_cancel(resp->tok, FC_WRITE_ERROR);
+    return -1;
+}
+
+/* Write raw bytes to the FastCGI stdout stream; see the file comment. */
+static int
+response_put(fc_response *resp, const char *p, size_t len)
+{
+    int chunk;
+
+    if (resp->failed)
+        return -1;
+    while (len > 0) {
+        chunk = len > INT_MAX ? INT_MAX : (int)len;
+        if (FCGX_PutStr(p, chunk, resp->out) != chunk ||
+            FCGX_GetError(resp->out) != 0)
+            return response_fail(resp);
+        p += chunk;
+        len -= (size_t)chunk;
+    }
+    return 0;
+}
+
+/* Send the CGI header block once. */
+static int
+response_commit(fc_response *resp)
+{
+    struct buf h = { 0 };
+    int        rc;
+
+    if (resp->committed)
+        return resp->failed ? -1 : 0;
+    resp->committed = 1;
+    if (buf_printf(&h, "Status: %d %s\r\n", resp->status,
+        http_reason(resp->status)) != 0 ||
+        (resp->headers.len > 0 &&
+        buf_add(&h, resp->headers.data, resp->headers.len) != 0) ||
+        (!resp->has_type &&
+        buf_printf(&h, "Content-Type: text/plain; charset=utf-8\r\n") != 0) ||
+        buf_add(&h, "\r\n", 2) != 0) {
+        buf_free(&h);
+        return -1;
+    }
+    rc = response_put(resp, h.data, h.len);
+    buf_free(&h);
+    return rc;
+}
+
+int
+fc_response_status(fc_response *resp, int status)
+{
+    if (resp->committed || status < 100 || status > 999)
+        return -1;
+    resp->status = status;
+    return 0;
+}
+
+int
+fc_response_header(fc_response *resp, const char *name, const char *value)
+{
+    if (resp->committed || *name == '\0' || strpbrk(name, "\r\n:") != NULL ||
+        strpbrk(value, "\r\n") != NULL)
+        return -1;
+    if (strcasecmp(name, "Status") == 0)
+        return -1;
+    if (buf_printf(&resp->headers, "%s: %s\r\n", name, value) != 0)
+        return -1;
+    if (strcasecmp(name, "Content-Type") == 0)
+        resp->has_type = 1;
+    return 0;
+}
+
+int
+fc_response_write(fc_response *resp, const void *buf, size_t len)
+{
+    if (response_commit(resp) != 0)
+        return -1;
+    if (response_put(resp, buf, len) != 0)
+        return -1;
+    resp->bytes += len;
+    return 0;
+}
+
+int
+fc_response_printf(fc_response *resp, const char *fmt, ...)
+{
+    struct buf b = { 0 };
+    va_list    ap;
+    int        rc;
+
+    va_start(ap, fmt);
+    rc = buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (rc == 0)
+        rc = fc_response_write(resp, b.data, b.len);
+    buf_free(&b);
+    return rc;
+}
+
+int
+fc_response_flush(fc_response *resp)
+{
+    if (response_commit(resp) != 0)
+        return -1;
+    if (FCGX_FFlush(resp->out) != 0 || FCGX_GetError(resp->out) != 0)
+        return response_fail(resp);
+    return 0;
+}
+
+int
+fc_response_committed(const fc_response *resp)
+{
+    return resp->committed;
+}
+
+int
+fc_response_json(fc_response *resp, int status, void *json_object)
+{
+    const char *s;
+    size_t      len;
+
+    if (!resp->committed) {
+        fc_response_status(resp, status);
+        fc_response_header(resp, "Content-Type", "application/json");
+    }
+    s = json_object_to_json_string_length(json_object,
+        JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    if (fc_response_write(resp, s, len) != 0)
+        return -1;
+    return 0;
+}
+
+int
+fc_response_error(fc_response *resp, int status, const char *message)
+{
+    json_object *o = json_object_new_object();
+    int          rc;
+
+    json_object_object_add(o, "error", json_object_new_string(message));
+    json_object_object_add(o, "status", json_object_new_int(status));
+    rc = fc_response_json(resp, status, o);
+    json_object_put(o);
+    return rc;
+}

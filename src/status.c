@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * status.c - counters of what the server did, and the /status and /ping
+ * handlers.  The names of the /status document are an interface that
+ * operators and tests rely on (see README): fields may be added, never
+ * renamed.  Cancel latencies (cancel -> job returned) are kept in a ring of
+ * the last 4096 samples, protected by `lat_mtx`, for p50/p99/max.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "status.h"
+#include "token.h"
+#include "util.h"
+
+#define LAT_SAMPLES 4096
+
+struct stats stats;
+
+static pthread_mutex_t  lat_mtx = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t         lat_us[LAT_SAMPLES];    /* protected by lat_mtx */
+static uint64_t         lat_count;              /* protected by lat_mtx */
+static uint32_t         lat_max;                /* protected by lat_mtx */
+
+void
+stats_init(int workers)
+{
+    int i;
+
+    atomic_store(&stats.accepted, 0);
+    atomic_store(&stats.completed, 0);
+    atomic_store(&stats.cancelled, 0);
+    atomic_store(&stats.failed, 0);
+    for (i = 0; i < FC_REASON__MAX; i++)
+        atomic_store(&stats.by_reason[i], 0);
+    atomic_store(&stats.in_flight, 0);
+    atomic_store(&stats.busy, 0);
+    atomic_store(&stats.connections, 0);
+    stats.workers = workers;
+    stats.start_ns = token_now_ns();
+    xmutex_lock(&lat_mtx);
+    lat_count = 0;
+    lat_max = 0;
+    xmutex_unlock(&lat_mtx);
+}
+
+void
+stats_end(enum outcome outcome, enum fc_reason reason)
+{
+    switch (outcome) {
+    case OUTCOME_COMPLETED:
+        atomic_fetch_add_explicit(&stats.completed, 1, memory_order_relaxed);
+        break;
+    case OUTCOME_CANCELLED:
+        if (reason <= FC_REASON_NONE || reason >= FC_REASON__MAX)
+            reason = FC_REASON_NONE;
+        atomic_fetch_add_explicit(&stats.by_reason[reason], 1,
+            memory_order_relaxed);
+        atomic_fetch_add_explicit(&stats.cancelled, 1, memory_order_relaxed);
+        break;
+    case OUTCOME_FAILED:
+        atomic_fetch_add_explicit(&stats.failed, 1, memory_order_relaxed);
+        break;
+    }
+}
+
+void
+stats_cancel_latency(uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    uint32_t v = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+
+    xmutex_lock(&lat_mtx);
+    lat_us[lat_count % LAT_SAMPLES] = v;
+    lat_count++;
+    if (v > lat_max)
+        lat_max = v;
+    xmutex_unlock(&lat_mtx);
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The cancel-latency object: samples, p50, p99 and max in milliseconds. */
+static json_object *
+status_latency(void)
+{
+    static uint32_t  copy[LAT_SAMPLES];     /* protected by lat_mtx */
+    json_object     *o = json_object_new_object();
+    size_t           n;
+    double           p50 = 0, p99 = 0, max;
+
+    xmutex_lock(&lat_mtx);
+    n = lat_count < LAT_SAMPLES ? (size_t)lat_count : LAT_SAMPLES;
+    memcpy(copy, lat_us, n * sizeof copy[0]);
+    qsort(copy, n, sizeof copy[0], cmp_u32);
+    if (n > 0) {
+        p50 = copy[(n - 1) / 2] / 1000.0;
+        p99 = copy[(n * 99 + 99) / 100 - 1] / 1000.0;
+    }
+    max = lat_max / 1000.0;
+    json_object_object_add(o, "samples", json_object_new_int64(
+        (int64_t)lat_count));
+    xmutex_unlock(&lat_mtx);
+    json_object_object_add(o, "p50_ms", json_object_new_double(p50));
+    json_object_object_add(o, "p99_ms", json_object_new_double(p99));
+    json_object_object_add(o, "max_ms", json_object_new_double(max));
+    return o;
+}
+
+static json_object *
+u64(_Atomic uint64_t *v)
+{
+    return json_object_new_int64((int64_t)atomic_load_explicit(v,
+        memory_order_relaxed));
+}
+
+void *
+status_json(void)
+{
+    json_object *root = json_object_new_object();
+    json_object *r = json_object_new_object();
+    json_object *w = json_object_new_object();
+    int          i;
+
+    json_object_object_add(r, "accepted", u64(&stats.accepted));
+    json_object_object_add(r, "completed", u64(&stats.completed));
+    json_object_object_add(r, "cancelled", u64(&stats.cancelled));
+    json_object_object_add(r, "failed", u64(&stats.failed));
+    json_object_object_add(root, "requests", r);
+
+    r = json_object_new_object();
+    for (i = FC_REASON_NONE + 1; i < FC_REASON__MAX; i++)
+        json_object_object_add(r, fc_reason_name((enum fc_reason)i),
+            u64(&stats.by_reason[i]));
+    json_object_object_add(root, "cancelled_by_reason", r);
+
+    json_object_object_add(root, "in_flight", json_object_new_int64(
+        atomic_load_explicit(&stats.in_flight, memory_order_relaxed)));
+    json_object_object_add(w, "total", json_object_new_int(stats.workers));
+    json_object_object_add(w, "busy", json_object_new_int64(
+        atomic_load_explicit(&stats.busy, memory_order_relaxed)));
+    json_object_object_add(root, "workers", w);
+    json_object_object_add(root, "connections", u64(&stats.connections));
+    json_object_object_add(root, "cancel_latency", status_latency());
+    json_object_object_add(root, "uptime_s", json_object_new_int64(
+        (int64_t)((token_now_ns() - stats.start_ns) / 1000000000u)));
+    return root;
+}
+
+int
+status_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
+{
+    json_object *o = status_json();
+    int          rc;
+
+    fc_response_header(resp, "Cache-Control", "no-store");
+    rc = fc_response_json(resp, 200, o);
+    json_object_put(o);
+    return rc == 0 ? FC_OK : FC_ERROR;
+}
+
+int
+ping_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
+{
+    fc_response_header(resp, "Content-Type", "text/plain");
+    fc_response_header(resp, "Cache-Control", "no-store");
+    return fc_response_write(resp, "pong\n", 5) == 0 ? FC_OK : FC_ERROR;
+}

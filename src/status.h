@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * status.h - the server's counters and the /status and /ping handlers.
+ */
+#ifndef STATUS_H
+#define STATUS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "fcgi_cancel.h"
+
+/* How a request ended, for the counters. */
+enum outcome {
+    OUTCOME_COMPLETED,
+    OUTCOME_CANCELLED,
+    OUTCOME_FAILED
+};
+
+/* Process-wide counters; every field is an atomic updated with relaxed order. */
+struct stats {
+    _Atomic uint64_t    accepted;
+    _Atomic uint64_t    completed;
+    _Atomic uint64_t    cancelled;
+    _Atomic uint64_t    failed;
+    _Atomic uint64_t    by_reason[FC_REASON__MAX];
+    _Atomic int64_t     in_flight;
+    _Atomic int64_t     busy;
+    _Atomic uint64_t    connections;
+    int                 workers;
+    uint64_t            start_ns;
+};
+
+extern struct stats stats;
+
+/* Reset the counters; workers is the pool's size. */
+void    stats_init(int workers);
+
+/* Count the end of a request; reason matters for OUTCOME_CANCELLED. */
+void    stats_end(enum outcome outcome, enum fc_reason reason);
+
+/* Record how long a cancelled job took to return after its cancel. */
+void    stats_cancel_latency(uint64_t ns);
+
+/* Return the status document (a json_object *; caller puts it). */
+void   *status_json(void);
+
+/* The built-in handlers: JSON status, and "pong". */
+int     status_handler(fc_request *req, fc_response *resp, fc_token *tok,
+            void *data);
+int     ping_handler(fc_request *req, fc_response *resp, fc_token *tok,
+            void *data);
+
+#endif /* STATUS_H */

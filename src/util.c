@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.c - helpers shared by every module.  A failed pthread_mutex_lock is
+ * a programming error (a destroyed or corrupt mutex): abort at once rather
+ * than run on without the lock.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static void
+mutex_fatal(const char *what, int rc)
+{
+    fprintf(stderr, "fcgi-cancel: fatal: %s: %s\n", what, strerror(rc));
+    abort();
+}
+
+void
+xmutex_init(pthread_mutex_t *m)
+{
+    int rc;
+
+    if ((rc = pthread_mutex_init(m, NULL)) != 0)
+        mutex_fatal("pthread_mutex_init", rc);
+}
+
+void
+xmutex_destroy(pthread_mutex_t *m)
+{
+    int rc;
+
+    if ((rc = pthread_mutex_destroy(m)) != 0)
+        mutex_fatal("pthread_mutex_destroy", rc);
+}
+
+void
+xmutex_lock(pthread_mutex_t *m)
+{
+    int rc;
+
+    if ((rc = pthread_mutex_lock(m)) != 0)
+        mutex_fatal("pthread_mutex_lock", rc);
+}
+
+void
+xmutex_unlock(pthread_mutex_t *m)
+{
+    int rc;
+
+    if ((rc = pthread_mutex_unlock(m)) != 0)
+        mutex_fatal("pthread_mutex_unlock", rc);
+}
+
+static int
+buf_reserve(struct buf *b, size_t extra)
+{
+    size_t  need, size;
+    char   *p;
+
+    if (extra > SIZE_MAX - b->len - 1)
+        return -1;
+    need = b->len + extra + 1;
+    if (need <= b->size)
+        return 0;
+    size = b->size ? b->size : 256;
+    while (size < need)
+        size = size > SIZE_MAX / 2 ? need : size * 2;
+    if ((p = realloc(b->data, size)) == NULL)
+        return -1;
+    b->data = p;
+    b->size = size;
+    return 0;
+}
+
+int
+buf_add(struct buf *b, const void *p, size_t len)
+{
+    if (buf_reserve(b, len) != 0)
+        return -1;
+    if (len > 0)
+        memcpy(b->data + b->len, p, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    int     n;
+
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0 || buf_reserve(b, (size_t)n) != 0)
+        return -1;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int     rc;
+
+    va_start(ap, fmt);
+    rc = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void
+buf_free(struct buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->size = 0;
+}
+
+int
+parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long  v;
+
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.h - small helpers shared by every module: mutexes that abort on
+ * misuse, allocation that aborts on failure where failing is not an option,
+ * and a growable byte buffer.
+ */
+#ifndef UTIL_H
+#define UTIL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+
+void    xmutex_init(pthread_mutex_t *m);
+void    xmutex_destroy(pthread_mutex_t *m);
+void    xmutex_lock(pthread_mutex_t *m);
+void    xmutex_unlock(pthread_mutex_t *m);
+
+/* A growable byte buffer; always NUL-terminated after data[len]. */
+struct buf {
+    char   *data;
+    size_t  len;
+    size_t  size;
+};
+
+/* Append len bytes; return 0, or -1 on allocation failure. */
+int     buf_add(struct buf *b, const void *p, size_t len);
+/* Append formatted text; return 0, or -1 on failure. */
+int     buf_printf(struct buf *b, const char *fmt, ...)
+            __attribute__((format(printf, 2, 3)));
+int     buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+            __attribute__((format(printf, 2, 0)));
+/* Free the buffer's memory and empty it. */
+void    buf_free(struct buf *b);
+
+/* Parse a decimal integer in [min, max] from all of s; return 0 or -1. */
+int     parse_long(const char *s, long min, long max, long *out);
+
+#endif /* UTIL_H */

@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * watcher.c - one thread that notices when the client of a running job is
+ * gone, and cancels the job's token.
+ *
+ * DESIGN
+ * ------
+ * libfcgi never reads a connection again once the request body is read, so
+ * on its own a worker learns of a gone client only when a write fails, if
+ * it ever writes.  The watcher fills that gap.  Each worker owns one slot;
+ * after it has read a request's body it arms its slot with the connection,
+ * the request id, the token and the deadline, and it disarms the slot
+ * before it finishes the request.  While armed, the connection sits in the
+ * watcher's epoll set, edge-triggered, for EPOLLIN | EPOLLRDHUP:
+ *
+ *   - EPOLLHUP, EPOLLERR, EPOLLRDHUP, or a peek that reads 0 bytes or fails
+ *     (ECONNRESET): the front end closed or half-closed the connection ->
+ *     cancel(FC_CLIENT_GONE).  nginx does this 0.2-2 ms after its client
+ *     leaves; lighttpd with "tcp-fin-propagate" forwards a FIN as a
+ *     half-close.
+ *   - readable: peek at the bytes.  A whole FCGI_ABORT_REQUEST record for
+ *     the request's id is consumed (so a kept connection stays in step) and
+ *     cancels with FC_ABORTED; the worker's FCGX_Finish_r() then answers it
+ *     with FCGI_END_REQUEST.  Anything else is left for libfcgi to read
+ *     later and never cancels; being edge-triggered, stray bytes wake the
+ *     thread once per arrival instead of spinning it.
+ *   - deadlines: one timerfd set to the earliest deadline of the armed
+ *     slots; when it fires, every slot past its deadline is cancelled with
+ *     FC_DEADLINE.
+ *
+ * The cancel itself (which runs the token's callbacks) happens without the
+ * watcher's lock, holding a reference to the token.
+ *
+ * Epoll events carry the slot number and the slot's generation, bumped at
+ * every arm, so an event that was already queued for a slot's previous
+ * request is recognised and dropped.
+ *
+ * Locking: `mtx` protects the slots and `timer_next`.  It is taken by the
+ * workers (arm, disarm) and by the watcher thread; nothing else is locked
+ * while it is held except by token_ref().
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <fastcgi.h>
+
+#include "log.h"
+#include "token.h"
+#include "util.h"
+#include "watcher.h"
+
+#define WATCH_WAKE      UINT64_MAX          /* epoll data of the eventfd */
+#define WATCH_TIMER     (UINT64_MAX - 1)    /* epoll data of the timerfd */
+
+struct slot {
+    int              armed;
+    uint32_t         gen;
+    int              fd;
+    int              reqid;
+    fc_token        *tok;
+    uint64_t         deadline_ns;
+};
+
+struct watcher {
+    int              epfd;
+    int              wakefd;
+    int              timerfd;
+    pthread_t        thread;
+    _Atomic int      stop;
+
+    pthread_mutex_t  mtx;
+    struct slot     *slots;         /* protected by mtx */
+    int              nslots;
+    uint64_t         timer_next;    /* protected by mtx: 0 = timer off */
+    fc_token       **due;           /* scratch for the timer, watcher only */
+};
+
+enum watch_verdict
+watcher_classify(const unsigned char *buf, size_t len, int reqid,
+    size_t *consume)
+{
+    const FCGI_Header *h = (const FCGI_Header *)buf;
+    size_t             total;
+    int                id;
+
+    *consume = 0;
+    if (len < 1)
+        return WATCH_MORE;
+    if (buf[0] != FCGI_VERSION_1)
+        return WATCH_STRAY;
+    if (len < sizeof *h)
+        return WATCH_MORE;
+    id = (h->requestIdB1 << 8) | h->requestIdB0;
+    if (h->type != FCGI_ABORT_REQUEST || id != reqid)
+        return WATCH_STRAY;
+    total = sizeof *h + (size_t)((h->contentLengthB1 << 8) |
+        h->contentLengthB0) + h->paddingLength;
+    if (len < total)
+        return WATCH_MORE;
+    *consume = total;
+    return WATCH_ABORT;
+}
+
+/* Program the timer for the earliest armed deadline; mtx held. */
+static void
+watcher_timer_update(struct watcher *w)
+{
+    struct itimerspec its;
+    uint64_t          next = 0;
+    int               i;
+
+    for (i = 0; i < w->nslots; i++) {
+        struct slot *s = &w->slots[i];
+
+        if (s->armed && s->deadline_ns != 0 &&
+            (next == 0 || s->deadline_ns < next))
+            next = s->deadline_ns;
+    }
+    if (next == w->timer_next)
+        return;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = (time_t)(next / 1000000000u);
+    its.it_value.tv_nsec = (long)(next % 1000000000u);
+    if (timerfd_settime(w->timerfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
+        log_warn("watcher: timerfd_settime");
+    w->timer_next = next;
+}
+
+/* Cancel every slot past its deadline. */
+static void
+watcher_deadlines(struct watcher *w)
+{
+    uint64_t    now, expirations;
+    int         i, n = 0;
+
+    if (read(w->timerfd, &expirations, sizeof expirations) < 0) {
+        /* EAGAIN: a reprogrammed timer; the scan below is harmless */
+    }
+    now = token_now_ns();
+    xmutex_lock(&w->mtx);
+    for (i = 0; i < w->nslots; i++) {
+        struct slot *s = &w->slots[i];
+
+        if (s->armed && s->deadline_ns != 0 && s->deadline_ns <= now) {
+            s->deadline_ns = 0;
+            token_ref(s->tok);
+            w->due[n++] = s->tok;
+        }
+    }
+    w->timer_next = UINT64_MAX;     /* force a reprogram */
+    watcher_timer_update(w);
+    xmutex_unlock(&w->mtx);
+    for (i = 0; i < n; i++) {
+        token_cancel(w->due[i], FC_DEADLINE);
+        token_unref(w->due[i]);
+    }
+}
+
+/* Handle an event of an armed connection. */
+static void
+watcher_event(struct watcher *w, uint64_t data, uint32_t events)
+{
+    unsigned char       buf[64];
+    struct slot        *s;
+    enum fc_reason      reason = FC_REASON_NONE;
+    enum watch_verdict  v;
+    fc_token           *tok = NULL;
+    size_t              consume;
+    ssize_t             r;
+    int                 slot = (int)(data & 0xffffffffu);
+
+    if (slot < 0 || slot >= w->nslots)
+        return;
+    xmutex_lock(&w->mtx);
+    s = &w->slots[slot];
+    if (!s->armed || s->gen != (uint32_t)(data >> 32) || s->tok == NULL) {
+        xmutex_unlock(&w->mtx);
+        return;
+    }
+    if (events & EPOLLIN) {
+        r = recv(s->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+            reason = FC_CLIENT_GONE;
+        } else if (r > 0) {
+            v = watcher_classify(buf, (size_t)r, s->reqid, &consume);
+            if (v == WATCH_ABORT) {
+                if (recv(s->fd, buf, consume, MSG_DONTWAIT) < 0)
+                    log_debug("watcher: consuming ABORT_REQUEST failed");
+                reason = FC_ABORTED;
+            } else if (v == WATCH_STRAY) {
+                log_debug("watcher: slot %d: stray bytes ignored", slot);
+            }
+        }
+    }
+    if (reason == FC_REASON_NONE &&
+        (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+        reason = FC_CLIENT_GONE;
+    if (reason != FC_REASON_NONE) {
+        tok = s->tok;
+        token_ref(tok);
+        /* Done with this connection: nothing more to learn from it. */
+        if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL) != 0)
+            log_debug("watcher: EPOLL_CTL_DEL");
+    }
+    xmutex_unlock(&w->mtx);
+    if (tok != NULL) {
+        token_cancel(tok, reason);
+        token_unref(tok);
+    }
+}
+
+static void *
+watcher_main(void *arg)
+{
+    struct watcher     *w = arg;
+    struct epoll_event  evs[64];
+    int                 i, n;
+
+    while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
+        n = epoll_wait(w->epfd, evs, (int)nitems(evs), -1);
+        if (n < 0) {
+            if (errno != EINTR)
+                log_warn("watcher: epoll_wait");
+            continue;
+        }
+        for (i = 0; i < n; i++) {
+            if (evs[i].data.u64 == WATCH_WAKE)
+                continue;       /* stop is checked by the loop */
+            if (evs[i].data.u64 == WATCH_TIMER)
+                watcher_deadlines(w);
+            else
+                watcher_event(w, evs[i].data.u64, evs[i].events);
+        }
+    }
+    return NULL;
+}
+
+struct watcher *
+watcher_new(int nslots, char **cause)
+{
+    struct watcher     *w;
+    struct epoll_event  ev;
+    int                 rc;
+
+    if ((w = calloc(1, sizeof *w)) == NULL ||
+        (w->slots = calloc((size_t)nslots, sizeof *w->slots)) == NULL ||
+        (w->due = calloc((size_t)nslots, sizeof *w->due)) == NULL) {
+        *cause = strdup("watcher: out of memory");
+        goto fail;
+    }
+    w->nslots = nslots;
+    w->epfd = w->wakefd = w->timerfd = -1;
+    xmutex_init(&w->mtx);
+    if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (w->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+        (w->timerfd = timerfd_create(CLOCK_MONOTONIC,
+        TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
+        *cause = strdup("watcher: cannot create epoll, eventfd or timerfd");
+        goto fail;
+    }
+    ev.events = EPOLLIN;
+    ev.data.u64 = WATCH_WAKE;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+    ev.data.u64 = WATCH_TIMER;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &ev);
+    if ((rc = pthread_create(&w->thread, NULL, watcher_main, w)) != 0) {
+        *cause = strdup("watcher: cannot create thread");
+        goto fail;
+    }
+    return w;
+fail:
+    if (w != NULL) {
+        if (w->epfd >= 0)
+            close(w->epfd);
+        if (w->wakefd >= 0)
+            close(w->wakefd);
+        if (w->timerfd >= 0)
+            close(w->timerfd);
+        if (w->slots != NULL)
+            xmutex_destroy(&w->mtx);
+        free(w->slots);
+        free(w->due);
+        free(w);
+    }
+    return NULL;
+}
+
+void
+watcher_free(struct watcher *w)
+{
+    uint64_t one = 1;
+
+    if (w == NULL)
+        return;
+    atomic_store_explicit(&w->stop, 1, memory_order_release);
+    if (write(w->wakefd, &one, sizeof one) < 0)
+        log_warn("watcher: wake");
+    pthread_join(w->thread, NULL);
+    close(w->epfd);
+    close(w->wakefd);
+    close(w->timerfd);
+    xmutex_destroy(&w->mtx);
+    free(w->slots);
+    free(w->due);
+    free(w);
+}
+
+int
+watcher_arm(struct watcher *w, int slot, int fd, int reqid, fc_token *tok,
+    uint64_t deadline_ns)
+{
+    struct epoll_event  ev;
+    struct slot        *s = &w->slots[slot];
+    int                 rc = 0;
+
+    xmutex_lock(&w->mtx);
+    s->gen++;
+    s->armed = 1;
+    s->fd = fd;
+    s->reqid = reqid;
+    s->tok = tok;
+    s->deadline_ns = deadline_ns;
+    if (fd >= 0) {
+        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+        ev.data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)slot;
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            log_warn("watcher: cannot watch fd %d", fd);
+            rc = -1;
+        }
+    }
+    if (deadline_ns != 0 &&
+        (w->timer_next == 0 || deadline_ns < w->timer_next))
+        watcher_timer_update(w);
+    xmutex_unlock(&w->mtx);
+    return rc;
+}
+
+void
+watcher_disarm(struct watcher *w, int slot)
+{
+    struct slot *s = &w->slots[slot];
+
+    xmutex_lock(&w->mtx);
+    if (s->armed && s->fd >= 0 &&
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL) != 0 &&
+        errno != ENOENT)
+        log_warn("watcher: EPOLL_CTL_DEL fd %d", s->fd);
+    s->armed = 0;
+    s->tok = NULL;
+    s->fd = -1;
+    s->deadline_ns = 0;
+    xmutex_unlock(&w->mtx);
+}
