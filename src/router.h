@@ -26,6 +26,7 @@ struct route {
     void           *data;           /* handler options, owned by the route */
     void          (*data_free)(void *);
     long            deadline_ms;    /* 0: none */
+    long            probe_ms;       /* 0: no probes */
 };
 
 struct router {

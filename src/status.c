@@ -172,5 +172,5 @@ ping_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
 {
     fc_response_header(resp, "Content-Type", "text/plain");
     fc_response_header(resp, "Cache-Control", "no-store");
-    return fc_response_write(resp, "pong\n", 5) == 0 ? FC_OK : FC_ERROR;
+    return fc_response_write(resp, "pong", 4) == 0 ? FC_OK : FC_ERROR;
 }

@@ -26,6 +26,7 @@
 #include <json-c/json.h>
 
 #include "handlers/work.h"
+#include "log.h"
 
 /* The scope of the callback style: stopped by the cancel callback. */
 struct scope {
@@ -222,7 +223,7 @@ work_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
     volatile uint64_t        sink = 1;
     json_object             *res;
     const char              *task, *err;
-    char                    *msg;
+    char                    *msg, etask[256];
     long                     i;
     int                      handle = -1, stopped = 0, rc;
 
@@ -247,8 +248,9 @@ work_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
         }
     }
 
-    fc_request_log(req, "job start steps=%ld step_ms=%ld mode=%s style=%s",
-        job.steps, job.step_ms, job.mode == WORK_CPU ? "cpu" : "sleep",
+    fc_request_log(req, "job start task_param=\"%s\" steps=%ld step_ms=%ld "
+        "mode=%s style=%s", log_escape(etask, sizeof etask, task), job.steps,
+        job.step_ms, job.mode == WORK_CPU ? "cpu" : "sleep",
         work_style_name(o->style));
     for (i = 0; i < job.steps && !stopped; i++) {
         if ((stopped = should_stop(o->style, tok, &sc)))

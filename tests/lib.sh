@@ -1,0 +1,509 @@
+# SPDX-License-Identifier: MIT
+#
+# lib.sh: shell helpers for the fcgi-cancel integration tests (bash only).
+#
+# A test script sources this file, calls t_setup, starts the server under
+# test (t_start_server) and optionally nginx in front of it (t_start_nginx),
+# drives them with tests/fcgi-client, tests/http-client or curl, and checks
+# the results with t_status / t_log_count.  Everything a test starts is
+# tracked and stopped by the EXIT trap, which also removes the scratch
+# directory $T (unless KEEP_TMP=1) and, if the test failed, prints the tail
+# of every $T/*.log.
+#
+# Expected environment (automake's AM_TESTS_ENVIRONMENT): top_builddir and
+# top_srcdir, both absolute.  The library does not change shell options
+# (set -e / -u / pipefail are the test's choice) and works under all of
+# them.
+#
+# Public functions: t_setup t_cleanup t_track t_fail t_ok t_wait_for
+# t_now_ms t_free_port t_start_server t_stop_server t_start_nginx t_fcgi
+# t_status t_log_count t_log_has.
+# Public variables: T, FCGI_CANCEL, FCGI_CLIENT, HTTP_CLIENT, SERVER_SOCK,
+# FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL.
+
+if [ -z "${BASH_VERSION-}" ]; then
+    echo "FAIL: tests/lib.sh needs bash" >&2
+    exit 1
+fi
+
+if [ -z "${top_builddir-}" ] || [ -z "${top_srcdir-}" ]; then
+    echo "FAIL: top_builddir and top_srcdir must be set" \
+         "(AM_TESTS_ENVIRONMENT)" >&2
+    exit 1
+fi
+
+FCGI_CANCEL=$top_builddir/src/fcgi-cancel
+FCGI_CLIENT=$top_builddir/tests/fcgi-client
+# shellcheck disable=SC2034  # for the test scripts
+HTTP_CLIENT=$top_builddir/tests/http-client
+
+_t_pids=()
+_T_NOW=0
+
+# ---------------------------------------------------------------------------
+# Reporting
+
+# t_fail MSG: report a failure and end the test (exit 1; the EXIT trap
+# then cleans up and dumps the logs).  Inside $(...) it only ends the
+# subshell, so call it from the test's own shell.
+t_fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# t_ok MSG: report one passed check.
+t_ok() {
+    echo "ok - $*"
+}
+
+# ---------------------------------------------------------------------------
+# Time and polling
+
+# Sets _T_NOW to the current epoch time in integer milliseconds, without
+# forking.  ${EPOCHREALTIME} may use ',' as decimal point in some locales,
+# hence the digit filter (the fraction always has 6 digits).
+_t_now() {
+    local t=${EPOCHREALTIME//[!0-9]/}
+    _T_NOW=$(( t / 1000 ))
+}
+
+# t_now_ms: print the epoch time in milliseconds (CLOCK_REALTIME, like the
+# closed_at_ms=... line of http-client).
+t_now_ms() {
+    _t_now
+    echo "$_T_NOW"
+}
+
+# t_wait_for TIMEOUT_MS CMD...: run CMD every 10 ms until it succeeds
+# (return 0) or TIMEOUT_MS have passed (return 1).  CMD runs at least once.
+t_wait_for() {
+    local timeout_ms=$1 deadline
+    shift
+    _t_now
+    deadline=$(( _T_NOW + timeout_ms ))
+    while :; do
+        if "$@"; then
+            return 0
+        fi
+        _t_now
+        if [ "$_T_NOW" -ge "$deadline" ]; then
+            return 1
+        fi
+        sleep 0.01
+    done
+}
+
+# ---------------------------------------------------------------------------
+# Process tracking and cleanup
+
+# t_track PID...: have t_cleanup stop these processes (and their
+# descendants) at the end of the test.
+t_track() {
+    _t_pids+=("$@")
+}
+
+# _t_alive PID: true if PID exists and is not a zombie.  (kill -0 is not
+# enough: a tracked child that exited stays a zombie until it is waited
+# for.)
+_t_alive() {
+    local s
+    { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+    s=${s##*) }
+    [ "${s%% *}" != Z ]
+}
+
+# _t_children PID: print the direct children of PID.
+_t_children() {
+    local parent=$1 f s pid rest
+    if command -v pgrep >/dev/null 2>&1; then
+        pgrep -P "$parent" 2>/dev/null || true
+        return 0
+    fi
+    for f in /proc/[0-9]*/stat; do
+        { read -r s < "$f"; } 2>/dev/null || continue
+        pid=${s%% *}
+        rest=${s##*) }      # "STATE PPID ..."
+        rest=${rest#* }     # "PPID ..."
+        if [ "${rest%% *}" = "$parent" ]; then
+            echo "$pid"
+        fi
+    done
+}
+
+# _t_descendants PID: print all descendants of PID (children first).
+_t_descendants() {
+    local c
+    for c in $(_t_children "$1"); do
+        echo "$c"
+        _t_descendants "$c"
+    done
+}
+
+# t_cleanup [STATUS]: stop every tracked process (TERM, then KILL for
+# whatever is still alive after a bounded 3 s poll), print the last 50
+# lines of each $T/*.log when STATUS is non-zero, and remove $T unless
+# KEEP_TMP=1.  Normally called by the EXIT trap installed by t_setup.
+t_cleanup() {
+    local rc=${1:-0} p f deadline
+    local all=() left=() desc=()
+
+    for p in "${_t_pids[@]}"; do
+        _t_alive "$p" || continue
+        # Collect descendants before signalling: once a parent dies its
+        # children are re-parented and can no longer be found (nginx
+        # workers, for instance, outlive a KILLed master).
+        mapfile -t desc < <(_t_descendants "$p")
+        all+=("$p" "${desc[@]}")
+    done
+    if [ "${#all[@]}" -gt 0 ]; then
+        kill -TERM "${all[@]}" 2>/dev/null || true
+        _t_now
+        deadline=$(( _T_NOW + 3000 ))
+        while :; do
+            left=()
+            for p in "${all[@]}"; do
+                if _t_alive "$p"; then
+                    left+=("$p")
+                fi
+            done
+            [ "${#left[@]}" -eq 0 ] && break
+            _t_now
+            if [ "$_T_NOW" -ge "$deadline" ]; then
+                echo "t_cleanup: still alive after SIGTERM + 3 s," \
+                     "sending SIGKILL: ${left[*]}" >&2
+                kill -KILL "${left[@]}" 2>/dev/null || true
+                break
+            fi
+            sleep 0.02
+        done
+    fi
+    # Reap our own children so that bash does not report them.
+    for p in "${_t_pids[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    _t_pids=()
+
+    if [ -n "${T-}" ] && [ -d "$T" ]; then
+        if [ "$rc" -ne 0 ]; then
+            for f in "$T"/*.log; do
+                [ -f "$f" ] || continue
+                echo "----- last 50 lines of ${f##*/} -----" >&2
+                tail -n 50 "$f" >&2
+            done
+            echo "----- end of logs -----" >&2
+        fi
+        if [ "${KEEP_TMP-}" = 1 ]; then
+            echo "# KEEP_TMP=1: scratch directory kept: $T" >&2
+        else
+            rm -rf "$T"
+        fi
+    fi
+}
+
+_t_on_exit() {
+    local rc=$?
+    trap - EXIT
+    set +e
+    t_cleanup "$rc"
+    exit "$rc"
+}
+
+# t_setup: create the scratch directory $T and install the EXIT trap.
+# $T is mode 755 so that nginx workers (user nobody) can reach the socket.
+t_setup() {
+    T=$(mktemp -d "${TMPDIR:-/tmp}/fcgi-cancel-test.XXXXXX") ||
+        t_fail "mktemp -d failed"
+    chmod 755 "$T"
+    # sun_path holds 107 bytes; leave room for "/fcgi.sock".
+    if [ "${#T}" -gt 90 ]; then
+        rm -rf "$T"
+        t_fail "scratch dir path too long for a unix socket: $T" \
+               "(set TMPDIR to a shorter directory)"
+    fi
+    export T
+    SERVER_SOCK=$T/fcgi.sock
+    FCGI_ADDR=unix:$SERVER_SOCK
+    _t_pids=()
+    trap _t_on_exit EXIT
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# ---------------------------------------------------------------------------
+# Ports
+
+# t_free_port: print a TCP port on 127.0.0.1 that nothing uses right now.
+# No python and nothing compiled: random candidates in 20000-60000 outside
+# the kernel's ephemeral range (so outgoing connections do not collide),
+# never one already handed out in this test, rejected if ss(8) shows any
+# socket on it or if a connect through bash's /dev/tcp succeeds.  (There
+# is an unavoidable window between this check and the caller's bind.)
+t_free_port() {
+    local elo=32768 ehi=60999 p i
+    if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+        read -r elo ehi < /proc/sys/net/ipv4/ip_local_port_range
+    fi
+    for ((i = 0; i < 500; i++)); do
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40001 ))
+        if [ "$p" -ge "$elo" ] && [ "$p" -le "$ehi" ]; then
+            continue
+        fi
+        if [ -n "${T-}" ] && [ -f "$T/.ports" ] &&
+           grep -qx "$p" "$T/.ports"; then
+            continue
+        fi
+        if command -v ss >/dev/null 2>&1 &&
+           [ -n "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
+            continue
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            continue
+        fi
+        if [ -n "${T-}" ] && [ -d "$T" ]; then
+            echo "$p" >> "$T/.ports"
+        fi
+        echo "$p"
+        return 0
+    done
+    echo "t_free_port: no free port found" >&2
+    return 1
+}
+
+# ---------------------------------------------------------------------------
+# The server under test
+
+_t_server_dead() {
+    ! _t_alive "$SERVER_PID"
+}
+
+_t_server_up_or_dead() {
+    [ -S "$SERVER_SOCK" ] || ! _t_alive "$SERVER_PID"
+}
+
+# t_start_server ARGS...: start
+#   $top_builddir/src/fcgi-cancel --listen unix:$T/fcgi.sock ARGS...
+# in the background, stdout+stderr to $T/server.log, PID in SERVER_PID
+# (tracked), and wait up to 5 s for the socket to appear.  A stale socket
+# file is removed first so that the wait means something; the log of an
+# earlier start in the same test is kept as $T/server.prev-N.log.
+t_start_server() {
+    local n=1
+    [ -x "$FCGI_CANCEL" ] || t_fail "server binary not built: $FCGI_CANCEL"
+    if [ -s "$T/server.log" ]; then
+        while [ -e "$T/server.prev-$n.log" ]; do
+            n=$((n + 1))
+        done
+        mv "$T/server.log" "$T/server.prev-$n.log"
+    fi
+    rm -f "$SERVER_SOCK"
+    "$FCGI_CANCEL" --listen "$FCGI_ADDR" "$@" > "$T/server.log" 2>&1 &
+    SERVER_PID=$!
+    t_track "$SERVER_PID"
+    if ! t_wait_for 5000 _t_server_up_or_dead; then
+        t_fail "server did not create $SERVER_SOCK within 5 s"
+    fi
+    if ! _t_alive "$SERVER_PID"; then
+        SERVER_STATUS=0
+        wait "$SERVER_PID" 2>/dev/null || SERVER_STATUS=$?
+        t_fail "server exited with status $SERVER_STATUS at startup"
+    fi
+}
+
+# t_stop_server [SIGNAL [TIMEOUT_MS]]: send SIGNAL (default TERM) to the
+# server and wait up to TIMEOUT_MS (default 5000) for it to exit.  Sets
+# SERVER_STATUS to its exit status (128+N if killed by signal N) and
+# returns 0; returns 1 if it is still running at the timeout.
+t_stop_server() {
+    local sig=${1:-TERM} timeout_ms=${2:-5000}
+    kill -"$sig" "$SERVER_PID" 2>/dev/null || true
+    if ! t_wait_for "$timeout_ms" _t_server_dead; then
+        return 1
+    fi
+    SERVER_STATUS=0
+    wait "$SERVER_PID" 2>/dev/null || SERVER_STATUS=$?
+    return 0
+}
+
+# t_fcgi ARGS...: run tests/fcgi-client ARGS... against the server socket.
+t_fcgi() {
+    "$FCGI_CLIENT" "$@" "$FCGI_ADDR"
+}
+
+# t_log_count REGEX: print how many lines of $T/server.log match REGEX
+# (extended regex); 0 if none or no log yet.
+t_log_count() {
+    local n
+    n=$(grep -cE -- "$1" "$T/server.log" 2>/dev/null) || true
+    echo "${n:-0}"
+}
+
+# t_log_has REGEX: true if some line of $T/server.log matches REGEX; handy
+# as t_wait_for 2000 t_log_has 'cancelled .*client_gone'.
+t_log_has() {
+    grep -qE -- "$1" "$T/server.log" 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------
+# nginx in front of the server
+
+_t_nginx_ready_or_dead() {
+    local code
+    _t_alive "$NGINX_PID" || return 0
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+           "$NGINX_URL/__t_nginx_ready" 2>/dev/null) || return 1
+    [ "$code" = 204 ]
+}
+
+# When nginx runs as root its workers run as nobody (group root), and they
+# must be able to reach $T/fcgi.sock: check that they can traverse to $T.
+_t_check_worker_access() {
+    if command -v setpriv >/dev/null 2>&1; then
+        setpriv --reuid=nobody --regid=0 --clear-groups test -x "$T" ||
+            t_fail "user nobody cannot reach $T (a parent directory is" \
+                   "not world-searchable); set TMPDIR to e.g. /tmp"
+    elif command -v runuser >/dev/null 2>&1; then
+        runuser -u nobody -g root -- test -x "$T" ||
+            t_fail "user nobody cannot reach $T (a parent directory is" \
+                   "not world-searchable); set TMPDIR to e.g. /tmp"
+    fi
+}
+
+# FastCGI params for when /etc/nginx/fastcgi_params is missing (same set
+# as Debian's file).
+_t_fastcgi_params_inline() {
+    cat <<'EOF'
+            fastcgi_param QUERY_STRING       $query_string;
+            fastcgi_param REQUEST_METHOD     $request_method;
+            fastcgi_param CONTENT_TYPE       $content_type;
+            fastcgi_param CONTENT_LENGTH     $content_length;
+            fastcgi_param SCRIPT_NAME        $fastcgi_script_name;
+            fastcgi_param REQUEST_URI        $request_uri;
+            fastcgi_param DOCUMENT_URI       $document_uri;
+            fastcgi_param DOCUMENT_ROOT      $document_root;
+            fastcgi_param SERVER_PROTOCOL    $server_protocol;
+            fastcgi_param REQUEST_SCHEME     $scheme;
+            fastcgi_param GATEWAY_INTERFACE  CGI/1.1;
+            fastcgi_param SERVER_SOFTWARE    nginx/$nginx_version;
+            fastcgi_param REMOTE_ADDR        $remote_addr;
+            fastcgi_param REMOTE_PORT        $remote_port;
+            fastcgi_param SERVER_ADDR        $server_addr;
+            fastcgi_param SERVER_PORT        $server_port;
+            fastcgi_param SERVER_NAME        $server_name;
+            fastcgi_param HTTP_HOST          $host;
+EOF
+}
+
+# _t_write_nginx_conf EXTRA: write $T/nginx.conf for NGINX_PORT.
+_t_write_nginx_conf() {
+    local extra=$1 user_line="" params
+
+    if [ "$(id -u)" = 0 ]; then
+        # Workers run as nobody with primary group root: the server's
+        # socket is root:root 0660, so group root is what lets them in.
+        user_line="user nobody root;"
+    fi
+    if [ -r /etc/nginx/fastcgi_params ]; then
+        params="            include /etc/nginx/fastcgi_params;"
+    else
+        params=$(_t_fastcgi_params_inline)
+    fi
+    mkdir -p "$T/nginx"
+    cat > "$T/nginx.conf" <<EOF
+# Generated by tests/lib.sh (t_start_nginx) for one test run.
+daemon off;
+master_process on;
+worker_processes 1;
+$user_line
+error_log $T/nginx-error.log info;
+pid $T/nginx.pid;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    log_format t '\$remote_addr [\$time_local] "\$request" \$status '
+                 '\$body_bytes_sent rt=\$request_time '
+                 'upstream=\$upstream_status urt=\$upstream_response_time';
+    access_log $T/nginx-access.log t;
+    default_type application/octet-stream;
+
+    client_body_temp_path $T/nginx/client_body;
+    proxy_temp_path       $T/nginx/proxy;
+    fastcgi_temp_path     $T/nginx/fastcgi;
+    uwsgi_temp_path       $T/nginx/uwsgi;
+    scgi_temp_path        $T/nginx/scgi;
+
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        server_name localhost;
+
+        location = /__t_nginx_ready {
+            access_log off;
+            return 204;
+        }
+
+        location / {
+$params
+            fastcgi_pass unix:$T/fcgi.sock;
+            fastcgi_read_timeout 600s;
+            $extra
+        }
+    }
+}
+EOF
+}
+
+# t_start_nginx [EXTRA_LOCATION_CONF]: write $T/nginx.conf (nginx on
+# 127.0.0.1:$NGINX_PORT passing everything to unix:$T/fcgi.sock, with
+# EXTRA_LOCATION_CONF, e.g. "fastcgi_keep_conn on;", inside "location /"),
+# start nginx (daemon off, in the background; master PID in NGINX_PID,
+# tracked) and wait up to 5 s until it answers.  Sets NGINX_PORT and
+# NGINX_URL.
+# Readiness is probed on a dedicated location answered by nginx itself
+# (/__t_nginx_ready, 204) so that no request reaches the server under
+# test and its counters stay untouched.
+t_start_nginx() {
+    local extra=${1-} attempt
+
+    command -v nginx >/dev/null 2>&1 || t_fail "nginx is not installed"
+    command -v curl >/dev/null 2>&1 || t_fail "curl is not installed"
+    if [ "$(id -u)" = 0 ]; then
+        _t_check_worker_access
+    fi
+    # Up to 3 ports: another test running in parallel may grab the port
+    # between t_free_port and nginx's bind.
+    for attempt in 1 2 3; do
+        NGINX_PORT=$(t_free_port) || t_fail "no free TCP port for nginx"
+        NGINX_URL=http://127.0.0.1:$NGINX_PORT
+        _t_write_nginx_conf "$extra"
+        : > "$T/nginx-error.log"
+        # -e: errors from before error_log is read go to the test's log
+        # too, not to the system-wide one.
+        nginx -e "$T/nginx-error.log" -p "$T/" -c "$T/nginx.conf" \
+            > "$T/nginx-stdout.log" 2>&1 &
+        NGINX_PID=$!
+        t_track "$NGINX_PID"
+        if ! t_wait_for 5000 _t_nginx_ready_or_dead; then
+            t_fail "nginx did not answer on $NGINX_URL within 5 s"
+        fi
+        if _t_alive "$NGINX_PID"; then
+            return 0
+        fi
+        wait "$NGINX_PID" 2>/dev/null || true
+        if [ "$attempt" -lt 3 ] &&
+           grep -q "Address already in use" "$T/nginx-error.log"; then
+            echo "# t_start_nginx: port $NGINX_PORT taken, retrying" >&2
+            continue
+        fi
+        break
+    done
+    t_fail "nginx exited at startup (see nginx-error.log)"
+}
+
+# t_status JQ_PATH: fetch $NGINX_URL/status (through nginx) and print the
+# field, e.g. t_status .cancelled_by_reason.client_gone
+t_status() {
+    curl -s --max-time 10 "$NGINX_URL/status" | jq -r "$1"
+}
