@@ -131,6 +131,25 @@ token_ref(fc_token *tok)
     atomic_fetch_add_explicit(&tok->refs, 1, memory_order_relaxed);
 }
 
+/*
+ * Take a reference unless the last one is already gone (the token is being
+ * freed by another thread, which waits for our lock to unlink it).  Return
+ * 1 if a reference was taken.
+ */
+static int
+token_tryref(fc_token *tok)
+{
+    int refs = atomic_load_explicit(&tok->refs, memory_order_relaxed);
+
+    while (refs > 0) {
+        /* Relaxed: as token_ref(); the CAS only guards against 0 -> 1. */
+        if (atomic_compare_exchange_weak_explicit(&tok->refs, &refs,
+            refs + 1, memory_order_relaxed, memory_order_relaxed))
+            return 1;
+    }
+    return 0;
+}
+
 void
 token_unref(fc_token *tok)
 {
@@ -204,16 +223,18 @@ token_cancel(fc_token *tok, enum fc_reason reason)
     /*
      * Children: hold a reference to each while cancelling it without our
      * lock; start over after each, since the list may change meanwhile.  A
-     * child created from now on inherits the reason in token_new().
+     * child created from now on inherits the reason in token_new().  A
+     * child whose last reference is gone is being freed: skip it (taking a
+     * reference would bring it back from the dead).
      */
     for (;;) {
         for (c = tok->children; c != NULL; c = c->next) {
-            if (atomic_load_explicit(&c->reason, memory_order_relaxed) == 0)
+            if (atomic_load_explicit(&c->reason, memory_order_relaxed) == 0 &&
+                token_tryref(c))
                 break;
         }
         if (c == NULL)
             break;
-        token_ref(c);
         xmutex_unlock(&tok->mtx);
         token_cancel(c, reason);
         token_unref(c);
