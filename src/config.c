@@ -593,7 +593,8 @@ bad:
 
 /*
  * Turn err ("PATH: what is wrong", freed here) into *cause: "FILE:LINE:COL:
- * err" if PATH is in the index, else "FILE: err".
+ * err" at PATH, or at its nearest ancestor in the text (a missing key is
+ * reported where its object starts), else "FILE: err".
  */
 static int
 locate(char **cause, const char *file, const struct text *t,
@@ -601,13 +602,21 @@ locate(char **cause, const char *file, const struct text *t,
 {
     const struct entry  *e = NULL;
     const char          *sep;
-    char                *path;
+    char                *path, *dot, *bracket;
 
     if (err == NULL)
         return fail(cause, file, "out of memory");
     if ((sep = strstr(err, ": ")) != NULL &&
         (path = strndup(err, (size_t)(sep - err))) != NULL) {
-        e = scan_find(sc, path);
+        while ((e = scan_find(sc, path)) == NULL && *path != '\0') {
+            dot = strrchr(path, '.');
+            bracket = strrchr(path, '[');
+            if (dot == NULL || (bracket != NULL && bracket > dot))
+                dot = bracket;
+            if (dot == NULL)
+                break;
+            *dot = '\0';
+        }
         free(path);
     }
     if (e != NULL)

@@ -47,7 +47,8 @@ struct config {
 void    config_init(struct config *c);
 
 /*
- * Read the file at path into c.  Keys the file does not set take their
+ * Read the file at path into c, which config_init() or config_load() filled
+ * before.  Keys the file does not set take their
  * defaults (not the values c had before); without a "routes" key, c gets
  * the default routes.  Return 0 on success: c's old contents are freed
  * and replaced.  Return -1 with *cause set (caller frees; NULL only if
@@ -57,6 +58,8 @@ void    config_init(struct config *c);
  *   FILE:LINE:COL: KEY.PATH: what is wrong   (a bad value, a bad key)
  *   FILE: KEY.PATH: what is wrong            (the same, key not located)
  * LINE and COL count from 1; COL counts characters (UTF-8 code points).
+ * A bad key or value is located at its key (an array element at its
+ * first character), a missing key at the object it is missing from.
  */
 int     config_load(struct config *c, const char *path, char **cause);
 

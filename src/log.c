@@ -6,6 +6,9 @@
  * the level.  Access-log lines carry the level "access".
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +19,15 @@
 #include "log.h"
 
 int log_level = LOG_LEVEL_INFO;
+
+/*
+ * Where access lines go: stderr (-1 here), nowhere (-2), or a file opened
+ * by log_access_open().  Written by the main thread only (at start-up and
+ * on SIGHUP); the workers read it with relaxed order: a line written to
+ * the old file during a reopen is fine.
+ */
+static _Atomic int      access_fd = -1;
+static char            *access_path;
 
 static const char *const level_names[LOG_LEVEL__MAX] = {
     "error", "warn", "info", "debug"
@@ -34,7 +46,7 @@ log_level_parse(const char *name)
 }
 
 static void
-log_vline(const char *tag, int err, const char *fmt, va_list ap)
+log_vline(int fd, const char *tag, int err, const char *fmt, va_list ap)
 {
     char            line[4096];
     struct timeval  tv;
@@ -59,7 +71,7 @@ log_vline(const char *tag, int err, const char *fmt, va_list ap)
     if (n >= sizeof line - 1)
         n = sizeof line - 2;
     line[n++] = '\n';
-    if (write(STDERR_FILENO, line, n) < 0) {
+    if (write(fd, line, n) < 0) {
         /* nowhere left to report it */
     }
 }
@@ -73,7 +85,7 @@ log_emit(int level, int with_errno, const char *fmt, ...)
     if (level > log_level)
         return;
     va_start(ap, fmt);
-    log_vline(level_names[level], err, fmt, ap);
+    log_vline(STDERR_FILENO, level_names[level], err, fmt, ap);
     va_end(ap);
 }
 
@@ -81,10 +93,42 @@ void
 log_access(const char *fmt, ...)
 {
     va_list ap;
+    int     fd = atomic_load_explicit(&access_fd, memory_order_relaxed);
 
+    if (fd == -2)
+        return;
     va_start(ap, fmt);
-    log_vline("access", 0, fmt, ap);
+    log_vline(fd >= 0 ? fd : STDERR_FILENO, "access", 0, fmt, ap);
     va_end(ap);
+}
+
+int
+log_access_open(const char *path)
+{
+    int fd, old;
+
+    if (path == NULL || strcmp(path, "off") == 0) {
+        fd = path == NULL ? -1 : -2;
+    } else if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+        0640)) < 0) {
+        return -1;
+    }
+    if (path != access_path) {
+        free(access_path);
+        access_path = path != NULL ? strdup(path) : NULL;
+    }
+    old = atomic_exchange_explicit(&access_fd, fd, memory_order_relaxed);
+    if (old >= 0)
+        close(old);
+    return 0;
+}
+
+int
+log_reopen(void)
+{
+    if (access_path == NULL || strcmp(access_path, "off") == 0)
+        return 0;
+    return log_access_open(access_path);
 }
 
 char *

@@ -24,6 +24,15 @@ int     log_level_parse(const char *name);
 void    log_emit(int level, int with_errno, const char *fmt, ...)
             __attribute__((format(printf, 3, 4)));
 
+/*
+ * Send access lines to path (appended, created 0640), to stderr (NULL) or
+ * nowhere ("off").  Return 0, or -1 with errno set (nothing changes).
+ */
+int     log_access_open(const char *path);
+
+/* Reopen the access-log file (after logrotate moved it); 0 or -1. */
+int     log_reopen(void);
+
 /* Write one access-log line (always, whatever the level). */
 void    log_access(const char *fmt, ...)
             __attribute__((format(printf, 1, 2)));

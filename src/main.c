@@ -4,11 +4,13 @@
  * signals.  The main thread owns the signals (every other thread blocks
  * them): SIGTERM or SIGINT drains the pool (no new connections, running
  * jobs get --grace-ms to finish, then are cancelled with "shutdown"), a
- * second one cancels at once; SIGHUP is logged.
+ * second one cancels at once; SIGHUP reopens the access log.
  */
 #include <errno.h>
 #include <fcgiapp.h>
 #include <getopt.h>
+#include <grp.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,18 +19,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "listen.h"
 #include "log.h"
 #include "pool.h"
-#include "router.h"
 #include "token.h"
 #include "util.h"
 
 #define STRAGGLER_MS 5000   /* after the shutdown cancel, before giving up */
 
+/* Command-line settings; each overrides the file's key when given. */
 struct options {
+    const char *config;
+    int         test;
     const char *listen;
-    long        workers;
+    long        workers;            /* -1: not given */
     long        grace_ms;
     long        max_body_bytes;
     long        read_timeout_ms;
@@ -40,7 +45,10 @@ static void
 usage(FILE *f)
 {
     fprintf(f,
-"usage: fcgi-cancel [options]\n"
+"usage: fcgi-cancel [-t] [-c FILE] [options]\n"
+"  -c, --config FILE         JSON configuration (default: none, built-in\n"
+"                            defaults); the options below override it\n"
+"  -t, --test                check the configuration, print OK, exit\n"
 "  -l, --listen ADDR         unix:/path/to.sock or tcp:HOST:PORT; without it,\n"
 "                            a socket from systemd (LISTEN_FDS) or fd 0\n"
 "  -w, --workers N           worker threads (default 32, 1..4096)\n"
@@ -70,6 +78,8 @@ parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_MAXBODY = 256, O_READTO, O_STACK, O_LOGLEVEL };
     static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "test", no_argument, NULL, 't' },
         { "listen", required_argument, NULL, 'l' },
         { "workers", required_argument, NULL, 'w' },
         { "grace-ms", required_argument, NULL, 'g' },
@@ -83,31 +93,41 @@ parse_options(int argc, char **argv, struct options *o)
     };
     int c;
 
-    while ((c = getopt_long(argc, argv, "l:w:g:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:tl:w:g:hV", longopts, NULL)) !=
+        -1) {
         switch (c) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 't':
+            o->test = 1;
+            break;
         case 'l':
             o->listen = optarg;
             break;
         case 'w':
-            if (opt_num("workers", optarg, 1, 4096, &o->workers) != 0)
+            if (opt_num("workers", optarg, 1, CONFIG_WORKERS_MAX,
+                &o->workers) != 0)
                 return -1;
             break;
         case 'g':
-            if (opt_num("grace-ms", optarg, 0, 86400000, &o->grace_ms) != 0)
+            if (opt_num("grace-ms", optarg, 0, CONFIG_MS_MAX,
+                &o->grace_ms) != 0)
                 return -1;
             break;
         case O_MAXBODY:
-            if (opt_num("max-body-bytes", optarg, 0, 1L << 40,
+            if (opt_num("max-body-bytes", optarg, 0, CONFIG_BODY_MAX,
                 &o->max_body_bytes) != 0)
                 return -1;
             break;
         case O_READTO:
-            if (opt_num("read-timeout-ms", optarg, 0, 86400000,
+            if (opt_num("read-timeout-ms", optarg, 0, CONFIG_MS_MAX,
                 &o->read_timeout_ms) != 0)
                 return -1;
             break;
         case O_STACK:
-            if (opt_num("stack-kb", optarg, 64, 65536, &o->stack_kb) != 0)
+            if (opt_num("stack-kb", optarg, CONFIG_STACK_KB_MIN,
+                CONFIG_STACK_KB_MAX, &o->stack_kb) != 0)
                 return -1;
             break;
         case O_LOGLEVEL:
@@ -136,6 +156,73 @@ parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
+/*
+ * Build the configuration: the file (or the defaults), then the options.
+ * Return 0, or -1 with the reason printed.
+ */
+static int
+load_config(const struct options *o, struct config *cfg)
+{
+    char *cause = NULL;
+
+    config_init(cfg);
+    if (o->config != NULL) {
+        if (config_load(cfg, o->config, &cause) != 0) {
+            fprintf(stderr, "%s\n", cause != NULL ? cause : "out of memory");
+            free(cause);
+            return -1;
+        }
+    } else if (config_default_routes(cfg) != 0) {
+        fprintf(stderr, "fcgi-cancel: out of memory\n");
+        return -1;
+    }
+    if (o->listen != NULL) {
+        if (config_check_listen(o->listen, &cause) != 0) {
+            fprintf(stderr, "fcgi-cancel: --listen: %s\n", cause);
+            free(cause);
+            return -1;
+        }
+        free(cfg->listen);
+        if ((cfg->listen = strdup(o->listen)) == NULL)
+            return -1;
+    }
+    if (o->workers >= 0)
+        cfg->workers = o->workers;
+    if (o->grace_ms >= 0)
+        cfg->grace_ms = o->grace_ms;
+    if (o->max_body_bytes >= 0)
+        cfg->max_body_bytes = o->max_body_bytes;
+    if (o->read_timeout_ms >= 0)
+        cfg->read_timeout_ms = o->read_timeout_ms;
+    if (o->stack_kb >= 0)
+        cfg->worker_stack_kb = o->stack_kb;
+    if (o->log_level >= 0)
+        cfg->log_level = o->log_level;
+    return 0;
+}
+
+/* Give the unix socket at path the group name (or number); 0 or -1. */
+static int
+socket_chgrp(const char *path, const char *name)
+{
+    struct group *gr;
+    long          gid;
+
+    if ((gr = getgrnam(name)) != NULL)
+        gid = (long)gr->gr_gid;
+    else if (parse_long(name, 0, INT32_MAX, &gid) != 0) {
+        fprintf(stderr, "fcgi-cancel: socket_group: no group \"%s\"\n",
+            name);
+        return -1;
+    }
+    if (chown(path, (uid_t)-1, (gid_t)gid) != 0) {
+        fprintf(stderr, "fcgi-cancel: socket_group: %s: %s\n", path,
+            strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* Wait up to ms for the pool to go idle, answering a second TERM/INT. */
 static int
 wait_idle(struct pool *p, const sigset_t *set, long ms, int *again)
@@ -159,20 +246,31 @@ wait_idle(struct pool *p, const sigset_t *set, long ms, int *again)
 int
 main(int argc, char **argv)
 {
-    struct options      o = { NULL, 32, 10000, 1048576, 30000, 1024,
-                            LOG_LEVEL_INFO };
+    struct options      o = { NULL, 0, NULL, -1, -1, -1, -1, -1, -1 };
+    struct config       cfg;
     struct pool_config  pc;
-    struct router       router = { 0 };
     struct pool        *pool;
     struct sigaction    sa;
     fc_token           *server_tok;
     sigset_t            set;
     char               *cause = NULL, *unix_path = NULL;
-    int                 lfd, sig, again = 0, busy;
+    int                 lfd, sig, again = 0, busy, status = 0;
 
     if (parse_options(argc, argv, &o) != 0)
         return 1;
-    log_level = o.log_level;
+    if (load_config(&o, &cfg) != 0)
+        return 1;
+    if (o.test) {
+        printf("OK\n");
+        config_free(&cfg);
+        return 0;
+    }
+    log_level = cfg.log_level;
+    if (log_access_open(cfg.access_log) != 0) {
+        fprintf(stderr, "fcgi-cancel: access_log: %s: %s\n", cfg.access_log,
+            strerror(errno));
+        return 1;
+    }
 
     /* FCGX_Init() installs its own signal handlers: set ours after it. */
     if (FCGX_Init() != 0) {
@@ -194,8 +292,9 @@ main(int argc, char **argv)
     /* Blocked here, inherited blocked by every thread: main owns them. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    if (o.listen != NULL) {
-        lfd = listen_open(o.listen, 0660, 1024, &unix_path, &cause);
+    if (cfg.listen != NULL) {
+        lfd = listen_open(cfg.listen, cfg.socket_mode, 1024, &unix_path,
+            &cause);
     } else if ((lfd = listen_inherited()) < 0) {
         cause = strdup("no --listen given, and no listening socket was "
             "passed (by systemd or as fd 0)");
@@ -205,33 +304,38 @@ main(int argc, char **argv)
         free(cause);
         return 1;
     }
-    if (router_defaults(&router) != 0) {
-        fprintf(stderr, "fcgi-cancel: out of memory\n");
+    if (unix_path != NULL && cfg.socket_group != NULL &&
+        socket_chgrp(unix_path, cfg.socket_group) != 0) {
+        unlink(unix_path);
         return 1;
     }
     if ((server_tok = token_new(NULL)) == NULL) {
         fprintf(stderr, "fcgi-cancel: out of memory\n");
         return 1;
     }
-    pc.workers = (int)o.workers;
-    pc.max_body_bytes = (size_t)o.max_body_bytes;
-    pc.read_timeout_ms = o.read_timeout_ms;
-    pc.stack_size = (size_t)o.stack_kb * 1024;
-    if ((pool = pool_new(lfd, &pc, &router, server_tok, &cause)) == NULL) {
+    pc.workers = (int)cfg.workers;
+    pc.max_body_bytes = (size_t)cfg.max_body_bytes;
+    pc.read_timeout_ms = cfg.read_timeout_ms;
+    pc.stack_size = (size_t)cfg.worker_stack_kb * 1024;
+    if ((pool = pool_new(lfd, &pc, &cfg.routes, server_tok, &cause)) ==
+        NULL) {
         fprintf(stderr, "fcgi-cancel: %s\n", cause);
         free(cause);
         if (unix_path != NULL)
             unlink(unix_path);
         return 1;
     }
-    log_info("fcgi-cancel %s serving on %s with %d workers", PACKAGE_VERSION,
-        o.listen != NULL ? o.listen : (lfd == 0 ? "fd 0" : "fd 3"),
-        pc.workers);
+    log_info("fcgi-cancel %s serving on %s with %d workers, %zu routes",
+        PACKAGE_VERSION, cfg.listen != NULL ? cfg.listen :
+        (lfd == 0 ? "fd 0" : "fd 3"), pc.workers, cfg.routes.n);
 
     for (;;) {
         sig = sigwaitinfo(&set, NULL);
         if (sig == SIGHUP) {
-            log_info("SIGHUP: logging to stderr, nothing to reopen");
+            if (log_reopen() != 0)
+                log_warn("SIGHUP: cannot reopen the access log");
+            else
+                log_info("SIGHUP: logs reopened");
             continue;
         }
         if (sig == SIGTERM || sig == SIGINT)
@@ -239,12 +343,12 @@ main(int argc, char **argv)
     }
 
     log_info("%s: draining, %d busy, grace %ld ms",
-        sig == SIGTERM ? "SIGTERM" : "SIGINT", pool_busy(pool), o.grace_ms);
+        sig == SIGTERM ? "SIGTERM" : "SIGINT", pool_busy(pool), cfg.grace_ms);
     pool_drain(pool);
     close(lfd);
     if (unix_path != NULL)
         unlink(unix_path);
-    if (wait_idle(pool, &set, o.grace_ms, &again) != 0) {
+    if (wait_idle(pool, &set, cfg.grace_ms, &again) != 0) {
         log_info("%s: cancelling %d jobs with reason shutdown",
             again ? "signal repeated" : "grace period over", pool_busy(pool));
         token_cancel(server_tok, FC_SHUTDOWN);
@@ -256,9 +360,10 @@ main(int argc, char **argv)
         }
     }
     pool_free(pool);
-    router_free(&router);
     token_unref(server_tok);
+    config_free(&cfg);
+    log_access_open(NULL);
     free(unix_path);
     log_info("exit");
-    return 0;
+    return status;
 }

@@ -287,6 +287,27 @@ read_body(FCGX_Request *rq, size_t max, char **body, size_t *len,
 }
 
 /*
+ * Return the CLOCK_MONOTONIC deadline of a request that started at t0: the
+ * route's deadline_ms, shortened (or set) by the FastCGI param
+ * FCGI_CANCEL_DEADLINE_MS that a front end may pass; 0 for none.  A
+ * malformed param is ignored (logged at debug level).
+ */
+static uint64_t
+request_deadline(const struct route *rt, char **envp, uint64_t t0)
+{
+    const char *p = FCGX_GetParam("FCGI_CANCEL_DEADLINE_MS", envp);
+    long        ms = rt->deadline_ms, v;
+
+    if (p != NULL) {
+        if (parse_long(p, 1, 86400000L, &v) != 0)
+            log_debug("FCGI_CANCEL_DEADLINE_MS ignored: not 1..86400000");
+        else if (ms == 0 || v < ms)
+            ms = v;
+    }
+    return ms > 0 ? t0 + (uint64_t)ms * 1000000u : 0;
+}
+
+/*
  * End the response of a request that did not complete: the status the
  * client would see (499 if it is gone), writing an error body if nothing
  * was sent yet and someone is there to read it.
@@ -370,8 +391,7 @@ worker_request(struct worker *wk, struct conn *c)
             fc_response_error(resp, status, status == 404 ? "not found" :
                 "method not allowed");
         } else {
-            uint64_t deadline = rt->deadline_ms > 0 ?
-                t0 + (uint64_t)rt->deadline_ms * 1000000u : 0;
+            uint64_t deadline = request_deadline(rt, rq->envp, t0);
 
             watcher_arm(p->watcher, wk->slot, c->fd, rq->requestId, tok,
                 deadline);
