@@ -178,7 +178,8 @@ load_config(const struct options *o, struct config *cfg)
     }
     if (o->listen != NULL) {
         if (config_check_listen(o->listen, &cause) != 0) {
-            fprintf(stderr, "fcgi-cancel: --listen: %s\n", cause);
+            fprintf(stderr, "fcgi-cancel: --listen %s: %s\n", o->listen,
+                cause);
             free(cause);
             return -1;
         }
@@ -254,12 +255,14 @@ main(int argc, char **argv)
     fc_token           *server_tok;
     sigset_t            set;
     char               *cause = NULL, *unix_path = NULL;
-    int                 lfd, sig, again = 0, busy, status = 0;
+    int                 lfd, sig, again = 0, busy;
 
     if (parse_options(argc, argv, &o) != 0)
         return 1;
-    if (load_config(&o, &cfg) != 0)
+    if (load_config(&o, &cfg) != 0) {
+        config_free(&cfg);
         return 1;
+    }
     if (o.test) {
         printf("OK\n");
         config_free(&cfg);
@@ -269,13 +272,13 @@ main(int argc, char **argv)
     if (log_access_open(cfg.access_log) != 0) {
         fprintf(stderr, "fcgi-cancel: access_log: %s: %s\n", cfg.access_log,
             strerror(errno));
-        return 1;
+        goto fail;
     }
 
     /* FCGX_Init() installs its own signal handlers: set ours after it. */
     if (FCGX_Init() != 0) {
         fprintf(stderr, "fcgi-cancel: FCGX_Init failed\n");
-        return 1;
+        goto fail;
     }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
@@ -302,16 +305,14 @@ main(int argc, char **argv)
     if (lfd < 0) {
         fprintf(stderr, "fcgi-cancel: %s\n", cause);
         free(cause);
-        return 1;
+        goto fail;
     }
     if (unix_path != NULL && cfg.socket_group != NULL &&
-        socket_chgrp(unix_path, cfg.socket_group) != 0) {
-        unlink(unix_path);
-        return 1;
-    }
+        socket_chgrp(unix_path, cfg.socket_group) != 0)
+        goto fail_listen;
     if ((server_tok = token_new(NULL)) == NULL) {
         fprintf(stderr, "fcgi-cancel: out of memory\n");
-        return 1;
+        goto fail_listen;
     }
     pc.workers = (int)cfg.workers;
     pc.max_body_bytes = (size_t)cfg.max_body_bytes;
@@ -321,9 +322,8 @@ main(int argc, char **argv)
         NULL) {
         fprintf(stderr, "fcgi-cancel: %s\n", cause);
         free(cause);
-        if (unix_path != NULL)
-            unlink(unix_path);
-        return 1;
+        token_unref(server_tok);
+        goto fail_listen;
     }
     log_info("fcgi-cancel %s serving on %s with %d workers, %zu routes",
         PACKAGE_VERSION, cfg.listen != NULL ? cfg.listen :
@@ -365,5 +365,15 @@ main(int argc, char **argv)
     log_access_open(NULL);
     free(unix_path);
     log_info("exit");
-    return status;
+    return 0;
+
+fail_listen:
+    close(lfd);
+    if (unix_path != NULL)
+        unlink(unix_path);
+    free(unix_path);
+fail:
+    config_free(&cfg);
+    log_access_open(NULL);
+    return 1;
 }

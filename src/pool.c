@@ -29,9 +29,11 @@
  * instead of accepting) and takes it back after FCGX_Finish_r().  It is the
  * one function that touches FCGX_Request's private fields.
  *
- * Locking: `mtx` protects the list of idle connections and `draining`.  A
- * connection belongs to exactly one of: a worker (serving it), the idle
- * list (in the epoll set), nobody (closed).  Only its owner closes it.
+ * Locking: `mtx` protects the list of idle connections, `draining` and
+ * `accepting` (the workers inside pool_accept(), which pool_drain() waits
+ * out so that the caller may close the listening socket).  A connection
+ * belongs to exactly one of: a worker (serving it), the idle list (in the
+ * epoll set), nobody (closed).  Only its owner closes it.
  */
 #include <errno.h>
 #include <fcgiapp.h>
@@ -89,8 +91,10 @@ struct pool {
     _Atomic int          quit;
 
     pthread_mutex_t      mtx;
+    pthread_cond_t       drained;   /* signalled when accepting drops to 0 */
     struct conn         *idle;      /* protected by mtx */
-    int                  draining;  /* protected by mtx; read racily too */
+    int                  draining;  /* protected by mtx */
+    int                  accepting; /* protected by mtx: workers using lfd */
 };
 
 enum conn_op {
@@ -204,6 +208,14 @@ pool_accept(struct pool *p)
     int                     fd, err, one = 1;
     uint64_t                now;
 
+    xmutex_lock(&p->mtx);
+    if (p->draining) {
+        xmutex_unlock(&p->mtx);
+        return NULL;
+    }
+    p->accepting++;
+    xmutex_unlock(&p->mtx);
+
     fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
     err = errno;
     if (fd < 0 && (err == EMFILE || err == ENFILE || err == ENOBUFS ||
@@ -217,12 +229,16 @@ pool_accept(struct pool *p)
         }
         usleep(10000);
     }
-    if (!pool_draining(p)) {
+    xmutex_lock(&p->mtx);
+    if (!p->draining) {
         ev.events = EPOLLIN | EPOLLONESHOT;
         ev.data.ptr = &p->lfd;
         if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->lfd, &ev) != 0)
             log_warn("pool: cannot re-arm the listener");
     }
+    if (--p->accepting == 0 && p->draining)
+        pthread_cond_broadcast(&p->drained);
+    xmutex_unlock(&p->mtx);
     if (fd < 0) {
         if (err != EAGAIN && err != EINTR && err != ECONNABORTED &&
             err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
@@ -542,6 +558,7 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     p->server_tok = server_tok;
     p->epfd = p->quitfd = -1;
     xmutex_init(&p->mtx);
+    pthread_cond_init(&p->drained, NULL);
     stats_init(cfg->workers);
 
     if ((flags = fcntl(lfd, F_GETFL)) < 0 ||
@@ -610,6 +627,9 @@ pool_drain(struct pool *p)
     p->draining = 1;
     if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->lfd, NULL) != 0)
         log_warn("pool: removing the listener");
+    /* After this, no worker touches the listening socket again. */
+    while (p->accepting > 0)
+        pthread_cond_wait(&p->drained, &p->mtx);
     /* Idle kept connections: the worker that gets the EOF closes them. */
     for (c = p->idle; c != NULL; c = c->next)
         shutdown(c->fd, SHUT_RDWR);
@@ -646,6 +666,7 @@ pool_free(struct pool *p)
         close(p->epfd);
     if (p->quitfd >= 0)
         close(p->quitfd);
+    pthread_cond_destroy(&p->drained);
     xmutex_destroy(&p->mtx);
     free(p);
 }

@@ -33,8 +33,9 @@ struct pool *pool_new(int lfd, const struct pool_config *cfg,
 
 /*
  * Stop taking new connections and requests: the listening socket leaves the
- * pool, idle kept connections are shut down, and connections are closed
- * after their current request.
+ * pool (once this returns no worker uses it: the caller may close it), idle
+ * kept connections are shut down, and connections are closed after their
+ * current request.
  */
 void         pool_drain(struct pool *p);
 

@@ -19,8 +19,8 @@ expect_error() {
 }
 expect_error 'must be unix:/PATH or tcp:HOST:PORT' --listen bogus
 expect_error 'directory does not exist' --listen "unix:$T/no/such/dir.sock"
-expect_error 'bad port' --listen tcp:127.0.0.1:notaport
-expect_error 'expected HOST:PORT' --listen tcp:127.0.0.1
+expect_error 'notaport: the port must be 0..65535' --listen tcp:127.0.0.1:notaport
+expect_error 'must be tcp:HOST:PORT' --listen tcp:127.0.0.1
 expect_error 'must be absolute' --listen unix:relative.sock
 expect_error 'workers' --workers 0
 expect_error 'no --listen given' < /dev/null
