@@ -216,6 +216,12 @@ request_free(fc_request *req)
     free(req);
 }
 
+char **
+request_envp(const fc_request *req)
+{
+    return req->envp;
+}
+
 void
 request_set_body(fc_request *req, char *body, size_t len)
 {

@@ -33,6 +33,12 @@ void         query_free(struct query_arg *args, size_t n);
 fc_request  *request_new(uint64_t id, char **envp);
 void         request_free(fc_request *req);
 
+/*
+ * Return the request's params as NULL-terminated "NAME=VALUE" strings,
+ * valid until FCGX_Finish_r() (for handlers that pass them all on, as exec).
+ */
+char       **request_envp(const fc_request *req);
+
 /* Take ownership of the body (malloc'd, len bytes). */
 void         request_set_body(fc_request *req, char *body, size_t len);
 

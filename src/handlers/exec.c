@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "handlers/exec.h"
+#include "request.h"
 #include "log.h"
 #include "router.h"
 #include "util.h"
@@ -98,32 +99,11 @@ struct exec_run {
     char                io[EXEC_IO_CHUNK];
 };
 
-/*
- * The request's params as an environ-style array, valid during the
- * request.  request.c does not export it yet: until it does, this weak
- * reference stays NULL and only the HTTP_* params of http_common[] reach
- * the program.
- */
-extern char **request_envp(const fc_request *req) __attribute__((weak));
-
 /* CGI/1.1 meta-variables copied from the params when present. */
 static const char *const cgi_params[] = {
     "PATH_INFO", "SCRIPT_NAME", "REQUEST_URI", "DOCUMENT_URI",
     "REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT",
     "SERVER_PROTOCOL", "HTTPS", "CONTENT_TYPE",
-};
-
-/* The HTTP_* params looked up by name when request_envp is missing. */
-static const char *const http_common[] = {
-    "HTTP_ACCEPT", "HTTP_ACCEPT_CHARSET", "HTTP_ACCEPT_ENCODING",
-    "HTTP_ACCEPT_LANGUAGE", "HTTP_AUTHORIZATION", "HTTP_CACHE_CONTROL",
-    "HTTP_CONNECTION", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE",
-    "HTTP_COOKIE", "HTTP_FORWARDED", "HTTP_HOST", "HTTP_IF_MATCH",
-    "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_NONE_MATCH", "HTTP_IF_RANGE",
-    "HTTP_IF_UNMODIFIED_SINCE", "HTTP_ORIGIN", "HTTP_PRAGMA", "HTTP_RANGE",
-    "HTTP_REFERER", "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR",
-    "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO", "HTTP_X_REAL_IP",
-    "HTTP_X_REQUESTED_WITH",
 };
 
 /* ---- options ------------------------------------------------------- */
@@ -279,7 +259,8 @@ opt_env(struct exec_opts *o, json_object *v, const char *where,
         snprintf(k, sizeof k, "%s.%s", key, name);
         if (!env_name_ok(name))
             return opt_fail(cause, where, key,
-                "\"%s\" is not a variable name", name);
+                "\"%s\" is not a variable name",
+                log_escape(k, sizeof k, name));
         if ((s = opt_string(val)) == NULL)
             return opt_fail(cause, where, k,
                 "must be a string (without NUL bytes)");
@@ -392,7 +373,10 @@ exec_route_build(struct route *rt, json_object *route_obj, const char *where,
                 k = &exec_keys[i];
         }
         if (k == NULL) {
-            opt_fail(cause, where, key, "unknown key for handler \"exec\"");
+            char esc[128];
+
+            opt_fail(cause, where, log_escape(esc, sizeof esc, key),
+                "unknown key for handler \"exec\"");
             goto fail;
         }
         if (k->parse(o, val, where, key, cause) != 0)
@@ -504,8 +488,8 @@ cgi_line(const char *line, size_t len, struct cgi_headers *h)
     if (cgi_is(line, nlen, "Status")) {
         if (h->status != 0)
             return cgi_bad(h, "repeated Status");
-        if (vlen < 3 || v[0] < '1' || v[0] > '9' || !isdigit((unsigned char)v[1]) ||
-            !isdigit((unsigned char)v[2]) ||
+        if (vlen < 3 || v[0] < '1' || v[0] > '9' ||
+            !isdigit((unsigned char)v[1]) || !isdigit((unsigned char)v[2]) ||
             (vlen > 3 && v[3] != ' ' && v[3] != '\t'))
             return cgi_bad(h, "Status is not a 3-digit code");
         h->status = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
@@ -704,22 +688,15 @@ env_build(struct envv *e, const struct exec_opts *o, fc_request *req,
         if ((v = fc_request_param(req, cgi_params[i])) != NULL)
             env_set(e, cgi_params[i], v, 1);
     }
-    if (request_envp != NULL && (pv = request_envp(req)) != NULL) {
-        for (; *pv != NULL; pv++) {
-            char   *eq = strchr(*pv, '='), name[256];
-            size_t  nlen;
+    for (pv = request_envp(req); pv != NULL && *pv != NULL; pv++) {
+        char   *eq = strchr(*pv, '='), name[256];
+        size_t  nlen;
 
-            if (eq == NULL || (nlen = (size_t)(eq - *pv)) >= sizeof name)
-                continue;
-            memcpy(name, *pv, nlen);
-            name[nlen] = '\0';
-            env_http(e, name, eq + 1);
-        }
-    } else {
-        for (i = 0; i < nitems(http_common); i++) {
-            if ((v = fc_request_param(req, http_common[i])) != NULL)
-                env_http(e, http_common[i], v);
-        }
+        if (eq == NULL || (nlen = (size_t)(eq - *pv)) >= sizeof name)
+            continue;
+        memcpy(name, *pv, nlen);
+        name[nlen] = '\0';
+        env_http(e, name, eq + 1);
     }
     env_put_entry(e, strdup(EXEC_PATH_ENV), 1);
     for (pv = o->env; pv != NULL && *pv != NULL; pv++)
@@ -863,7 +840,7 @@ fail_pipes:
     return rc;
 }
 
-/* The cancel callback: SIGTERM to the group at once, on the cancelling thread. */
+/* The cancel callback: SIGTERM to the group now, on the cancelling thread. */
 static void
 exec_on_cancel(fc_token *tok, enum fc_reason reason, void *arg)
 {

@@ -408,7 +408,8 @@ test_cgi_content_type(void)
         &used, &h), 1);
     CU_ASSERT_EQUAL(h.status, 200);
     CU_ASSERT_STRING_EQUAL(h.content_type, "text/html; charset=utf-8");
-    CU_ASSERT_EQUAL(used, strlen("content-type:text/html; charset=utf-8  \n\n"));
+    CU_ASSERT_EQUAL(used,
+        strlen("content-type:text/html; charset=utf-8  \n\n"));
     cgi_headers_free(&h);
 }
 
