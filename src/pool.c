@@ -324,22 +324,34 @@ request_deadline(const struct route *rt, char **envp, uint64_t t0)
 }
 
 /*
- * End the response of a request that did not complete: the status the
- * client would see (499 if it is gone), writing an error body if nothing
- * was sent yet and someone is there to read it.
+ * Answer with an error status and JSON body if the handler sent no body:
+ * before the headers went out, as the status; after probes sent them (200),
+ * in the body, after the probes' whitespace.  Return the status sent.
+ */
+static int
+finish_error(fc_response *resp, int status, const char *message)
+{
+    if (!fc_response_committed(resp)) {
+        fc_response_error(resp, status, message);
+        return status;
+    }
+    if (response_bytes(resp) == 0)
+        fc_response_error(resp, status, message);
+    return response_get_status(resp);
+}
+
+/*
+ * End the response of a request that did not complete; return the status
+ * for the access log (499 if the client is gone: nothing is written).
  */
 static int
 finish_cancelled(fc_response *resp, enum fc_reason reason)
 {
     switch (reason) {
     case FC_DEADLINE:
-        if (!fc_response_committed(resp))
-            fc_response_error(resp, 504, "deadline exceeded");
-        return fc_response_committed(resp) ? response_get_status(resp) : 504;
+        return finish_error(resp, 504, "deadline exceeded");
     case FC_SHUTDOWN:
-        if (!fc_response_committed(resp))
-            fc_response_error(resp, 503, "server shutting down");
-        return fc_response_committed(resp) ? response_get_status(resp) : 503;
+        return finish_error(resp, 503, "server shutting down");
     default:
         return 499;
     }
@@ -410,7 +422,7 @@ worker_request(struct worker *wk, struct conn *c)
             uint64_t deadline = request_deadline(rt, rq->envp, t0);
 
             watcher_arm(p->watcher, wk->slot, c->fd, rq->requestId, tok,
-                deadline);
+                deadline, resp, rt->probe_ms);
             result = rt->fn(req, resp, tok, rt->data);
             watcher_disarm(p->watcher, wk->slot);
         }
@@ -430,9 +442,7 @@ worker_request(struct worker *wk, struct conn *c)
             keep = 0;
     } else if (result != FC_OK) {
         outcome = OUTCOME_FAILED;
-        if (!fc_response_committed(resp))
-            fc_response_error(resp, 500, "internal error");
-        status = response_get_status(resp);
+        status = finish_error(resp, 500, "internal error");
     } else {
         outcome = OUTCOME_COMPLETED;
         if (!fc_response_committed(resp))

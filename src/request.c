@@ -2,12 +2,20 @@
 /*
  * request.c - what a handler sees of a request (params, path, decoded query,
  * body) and the response writer.  Every byte of a response goes through
- * response_put(), the one place where a failed write becomes
- * cancel(FC_WRITE_ERROR) on the request's token: libfcgi reports the first
- * failure and then silently returns 0 from later flushes, so the stream's
- * error is checked after every call.
+ * response_put(), the one place where a failed write is noticed (libfcgi
+ * reports the first failure and then silently returns 0 from later flushes,
+ * so the stream's error is checked after every call); the public functions
+ * then cancel the request's token with FC_WRITE_ERROR, once, after letting
+ * go of the response's lock.
+ *
+ * Probes: for front ends that notice a gone client only when they write to
+ * it (Apache, lighttpd without tcp-fin-propagate), the watcher calls
+ * response_probe() every probe_ms while a job runs.  If the job wrote
+ * nothing since the previous tick, the headers are sent (if not yet) and
+ * one space follows: whitespace keeps JSON, HTML and text valid.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,15 +41,23 @@ struct fc_request {
     size_t             body_len;
 };
 
+/*
+ * `mtx` protects every field but out and tok (fixed): the handler's thread
+ * writes, and the watcher's thread may probe (response_probe()).
+ */
 struct fc_response {
     FCGX_Stream       *out;
     fc_token          *tok;
+    pthread_mutex_t    mtx;
     int                status;
     int                committed;
     int                failed;
+    int                fail_told;   /* the token was (or will be) cancelled */
     int                has_type;
     struct buf         headers;
-    uint64_t           bytes;
+    uint64_t           bytes;       /* body bytes written by the handler */
+    uint64_t           probe_mark;  /* bytes at the last probe tick */
+    uint64_t           probes;      /* probe bytes written */
 };
 
 static const struct {
@@ -305,6 +321,7 @@ response_new(FCGX_Stream *out, fc_token *tok)
     resp->out = out;
     resp->tok = tok;
     resp->status = 200;
+    xmutex_init(&resp->mtx);
     return resp;
 }
 
@@ -313,6 +330,7 @@ response_free(fc_response *resp)
 {
     if (resp == NULL)
         return;
+    xmutex_destroy(&resp->mtx);
     buf_free(&resp->headers);
     free(resp);
 }
@@ -320,28 +338,63 @@ response_free(fc_response *resp)
 int
 response_get_status(const fc_response *resp)
 {
-    return resp->status;
+    fc_response *r = (fc_response *)resp;
+    int          status;
+
+    xmutex_lock(&r->mtx);
+    status = r->status;
+    xmutex_unlock(&r->mtx);
+    return status;
 }
 
 uint64_t
 response_bytes(const fc_response *resp)
 {
-    return resp->bytes;
+    fc_response *r = (fc_response *)resp;
+    uint64_t     n;
+
+    xmutex_lock(&r->mtx);
+    n = r->bytes;
+    xmutex_unlock(&r->mtx);
+    return n;
 }
 
 int
 response_failed(const fc_response *resp)
 {
-    return resp->failed;
+    fc_response *r = (fc_response *)resp;
+    int          failed;
+
+    xmutex_lock(&r->mtx);
+    failed = r->failed;
+    xmutex_unlock(&r->mtx);
+    return failed;
 }
 
-/* Record a failed write: the client is as good as gone. */
+/* Record a failed write (mtx held): the client is as good as gone. */
 static int
 response_fail(fc_response *resp)
 {
     resp->failed = 1;
-    token_cancel(resp->tok, FC_WRITE_ERROR);
     return -1;
+}
+
+/*
+ * Let go of mtx; if a write failed and nobody cancelled for it yet, cancel
+ * the token with FC_WRITE_ERROR now, without the lock (callbacks run).
+ * Return rc.
+ */
+static int
+response_unlock(fc_response *resp, int rc)
+{
+    int tell = resp->failed && !resp->fail_told;
+
+    if (tell)
+        resp->fail_told = 1;
+    xmutex_unlock(&resp->mtx);
+    if (tell)
+        token_cancel(resp->tok, FC_WRITE_ERROR);
+    return rc;
 }
 
 /* Write raw bytes to the FastCGI stdout stream; see the file comment. */
@@ -391,36 +444,36 @@ response_commit(fc_response *resp)
 int
 fc_response_status(fc_response *resp, int status)
 {
+    xmutex_lock(&resp->mtx);
     if (resp->committed || status < 100 || status > 999)
-        return -1;
+        return response_unlock(resp, -1);
     resp->status = status;
-    return 0;
+    return response_unlock(resp, 0);
 }
 
 int
 fc_response_header(fc_response *resp, const char *name, const char *value)
 {
-    if (resp->committed || *name == '\0' || strpbrk(name, "\r\n:") != NULL ||
-        strpbrk(value, "\r\n") != NULL)
+    if (*name == '\0' || strpbrk(name, "\r\n:") != NULL ||
+        strpbrk(value, "\r\n") != NULL || strcasecmp(name, "Status") == 0)
         return -1;
-    if (strcasecmp(name, "Status") == 0)
-        return -1;
-    if (buf_printf(&resp->headers, "%s: %s\r\n", name, value) != 0)
-        return -1;
+    xmutex_lock(&resp->mtx);
+    if (resp->committed ||
+        buf_printf(&resp->headers, "%s: %s\r\n", name, value) != 0)
+        return response_unlock(resp, -1);
     if (strcasecmp(name, "Content-Type") == 0)
         resp->has_type = 1;
-    return 0;
+    return response_unlock(resp, 0);
 }
 
 int
 fc_response_write(fc_response *resp, const void *buf, size_t len)
 {
-    if (response_commit(resp) != 0)
-        return -1;
-    if (response_put(resp, buf, len) != 0)
-        return -1;
+    xmutex_lock(&resp->mtx);
+    if (response_commit(resp) != 0 || response_put(resp, buf, len) != 0)
+        return response_unlock(resp, -1);
     resp->bytes += len;
-    return 0;
+    return response_unlock(resp, 0);
 }
 
 int
@@ -439,10 +492,11 @@ fc_response_printf(fc_response *resp, const char *fmt, ...)
     return rc;
 }
 
-int
-fc_response_flush(fc_response *resp)
+/* Push buffered output out (mtx held). */
+static int
+response_push(fc_response *resp)
 {
-    if (response_commit(resp) != 0)
+    if (resp->failed)
         return -1;
     if (FCGX_FFlush(resp->out) != 0 || FCGX_GetError(resp->out) != 0)
         return response_fail(resp);
@@ -450,9 +504,54 @@ fc_response_flush(fc_response *resp)
 }
 
 int
+fc_response_flush(fc_response *resp)
+{
+    xmutex_lock(&resp->mtx);
+    if (response_commit(resp) != 0 || response_push(resp) != 0)
+        return response_unlock(resp, -1);
+    return response_unlock(resp, 0);
+}
+
+int
 fc_response_committed(const fc_response *resp)
 {
-    return resp->committed;
+    fc_response *r = (fc_response *)resp;
+    int          committed;
+
+    xmutex_lock(&r->mtx);
+    committed = r->committed;
+    xmutex_unlock(&r->mtx);
+    return committed;
+}
+
+int
+response_probe(fc_response *resp)
+{
+    int rc = 0;
+
+    /* The handler is writing: it is not silent. */
+    if (pthread_mutex_trylock(&resp->mtx) != 0)
+        return 0;
+    if (resp->failed) {
+        rc = -1;
+    } else if (resp->bytes != resp->probe_mark) {
+        resp->probe_mark = resp->bytes;     /* it wrote since the last tick */
+    } else {
+        if (!resp->committed && !resp->has_type &&
+            buf_printf(&resp->headers,
+            "Content-Type: application/json\r\n") == 0)
+            resp->has_type = 1;
+        if (response_commit(resp) != 0 || response_put(resp, " ", 1) != 0 ||
+            response_push(resp) != 0)
+            rc = -1;
+        else
+            resp->probes++;
+    }
+    /* The caller cancels on -1: nobody else must. */
+    if (rc != 0)
+        resp->fail_told = 1;
+    xmutex_unlock(&resp->mtx);
+    return rc;
 }
 
 int
@@ -461,7 +560,7 @@ fc_response_json(fc_response *resp, int status, void *json_object)
     const char *s;
     size_t      len;
 
-    if (!resp->committed) {
+    if (!fc_response_committed(resp)) {
         fc_response_status(resp, status);
         fc_response_header(resp, "Content-Type", "application/json");
     }

@@ -55,6 +55,15 @@ uint64_t     response_bytes(const fc_response *resp);
 /* Return 1 if a write failed. */
 int          response_failed(const fc_response *resp);
 
+/*
+ * Called by the watcher every probe_ms while the request's job runs: if the
+ * handler wrote nothing since the previous call and is not writing now,
+ * send the headers (if not yet; Content-Type application/json unless set)
+ * and one space, flushed.  Return 0, or -1 if the write failed: the caller
+ * then cancels the token with FC_WRITE_ERROR.
+ */
+int          response_probe(fc_response *resp);
+
 /* Return the reason phrase of an HTTP status ("OK"), or "Unknown". */
 const char  *http_reason(int status);
 

@@ -24,9 +24,17 @@
  *     with FCGI_END_REQUEST.  Anything else is left for libfcgi to read
  *     later and never cancels; being edge-triggered, stray bytes wake the
  *     thread once per arrival instead of spinning it.
- *   - deadlines: one timerfd set to the earliest deadline of the armed
- *     slots; when it fires, every slot past its deadline is cancelled with
- *     FC_DEADLINE.
+ *   - deadlines: one timerfd set to the earliest deadline (or probe tick)
+ *     of the armed slots; when it fires, every slot past its deadline is
+ *     cancelled with FC_DEADLINE.
+ *   - probes (routes with probe_ms): at each tick the response is probed
+ *     (response_probe(): one space if the job was silent since the last
+ *     tick), so that a front end that notices a gone client only when it
+ *     writes to it (Apache, lighttpd without tcp-fin-propagate) finds out
+ *     and closes the connection; a failed probe cancels with
+ *     FC_WRITE_ERROR.  The probe runs under mtx but only with the
+ *     response's lock taken by trylock: the watcher never waits for a
+ *     worker that is writing.
  *
  * The cancel itself (which runs the token's callbacks) happens without the
  * watcher's lock, holding a reference to the token.
@@ -53,6 +61,7 @@
 #include <fastcgi.h>
 
 #include "log.h"
+#include "request.h"
 #include "token.h"
 #include "util.h"
 #include "watcher.h"
@@ -66,7 +75,16 @@ struct slot {
     int              fd;
     int              reqid;
     fc_token        *tok;
-    uint64_t         deadline_ns;
+    uint64_t         deadline_ns;   /* 0: none (or already fired) */
+    fc_response     *resp;
+    uint64_t         probe_ns;      /* interval; 0: no probes */
+    uint64_t         next_probe;
+};
+
+/* A cancel decided under the lock, carried out without it. */
+struct due {
+    fc_token        *tok;
+    enum fc_reason   reason;
 };
 
 struct watcher {
@@ -80,7 +98,7 @@ struct watcher {
     struct slot     *slots;         /* protected by mtx */
     int              nslots;
     uint64_t         timer_next;    /* protected by mtx: 0 = timer off */
-    fc_token       **due;           /* scratch for the timer, watcher only */
+    struct due      *due;           /* scratch for the timer, watcher only */
 };
 
 enum watch_verdict
@@ -120,9 +138,12 @@ watcher_timer_update(struct watcher *w)
     for (i = 0; i < w->nslots; i++) {
         struct slot *s = &w->slots[i];
 
-        if (s->armed && s->deadline_ns != 0 &&
-            (next == 0 || s->deadline_ns < next))
+        if (!s->armed)
+            continue;
+        if (s->deadline_ns != 0 && (next == 0 || s->deadline_ns < next))
             next = s->deadline_ns;
+        if (s->probe_ns != 0 && (next == 0 || s->next_probe < next))
+            next = s->next_probe;
     }
     if (next == w->timer_next)
         return;
@@ -134,9 +155,9 @@ watcher_timer_update(struct watcher *w)
     w->timer_next = next;
 }
 
-/* Cancel every slot past its deadline. */
+/* Cancel every slot past its deadline; probe the slots due for it. */
 static void
-watcher_deadlines(struct watcher *w)
+watcher_timers(struct watcher *w)
 {
     uint64_t    now, expirations;
     int         i, n = 0;
@@ -149,18 +170,30 @@ watcher_deadlines(struct watcher *w)
     for (i = 0; i < w->nslots; i++) {
         struct slot *s = &w->slots[i];
 
-        if (s->armed && s->deadline_ns != 0 && s->deadline_ns <= now) {
+        if (!s->armed)
+            continue;
+        if (s->deadline_ns != 0 && s->deadline_ns <= now) {
             s->deadline_ns = 0;
+            s->probe_ns = 0;
             token_ref(s->tok);
-            w->due[n++] = s->tok;
+            w->due[n].tok = s->tok;
+            w->due[n++].reason = FC_DEADLINE;
+        } else if (s->probe_ns != 0 && s->next_probe <= now) {
+            s->next_probe = now + s->probe_ns;
+            if (response_probe(s->resp) != 0) {
+                s->probe_ns = 0;
+                token_ref(s->tok);
+                w->due[n].tok = s->tok;
+                w->due[n++].reason = FC_WRITE_ERROR;
+            }
         }
     }
     w->timer_next = UINT64_MAX;     /* force a reprogram */
     watcher_timer_update(w);
     xmutex_unlock(&w->mtx);
     for (i = 0; i < n; i++) {
-        token_cancel(w->due[i], FC_DEADLINE);
-        token_unref(w->due[i]);
+        token_cancel(w->due[i].tok, w->due[i].reason);
+        token_unref(w->due[i].tok);
     }
 }
 
@@ -235,7 +268,7 @@ watcher_main(void *arg)
             if (evs[i].data.u64 == WATCH_WAKE)
                 continue;       /* stop is checked by the loop */
             if (evs[i].data.u64 == WATCH_TIMER)
-                watcher_deadlines(w);
+                watcher_timers(w);
             else
                 watcher_event(w, evs[i].data.u64, evs[i].events);
         }
@@ -315,7 +348,7 @@ watcher_free(struct watcher *w)
 
 int
 watcher_arm(struct watcher *w, int slot, int fd, int reqid, fc_token *tok,
-    uint64_t deadline_ns)
+    uint64_t deadline_ns, fc_response *resp, long probe_ms)
 {
     struct epoll_event  ev;
     struct slot        *s = &w->slots[slot];
@@ -328,6 +361,10 @@ watcher_arm(struct watcher *w, int slot, int fd, int reqid, fc_token *tok,
     s->reqid = reqid;
     s->tok = tok;
     s->deadline_ns = deadline_ns;
+    s->resp = resp;
+    s->probe_ns = resp != NULL && probe_ms > 0 ?
+        (uint64_t)probe_ms * 1000000u : 0;
+    s->next_probe = s->probe_ns != 0 ? token_now_ns() + s->probe_ns : 0;
     if (fd >= 0) {
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
         ev.data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)slot;
@@ -336,8 +373,10 @@ watcher_arm(struct watcher *w, int slot, int fd, int reqid, fc_token *tok,
             rc = -1;
         }
     }
-    if (deadline_ns != 0 &&
-        (w->timer_next == 0 || deadline_ns < w->timer_next))
+    if ((deadline_ns != 0 &&
+        (w->timer_next == 0 || deadline_ns < w->timer_next)) ||
+        (s->probe_ns != 0 &&
+        (w->timer_next == 0 || s->next_probe < w->timer_next)))
         watcher_timer_update(w);
     xmutex_unlock(&w->mtx);
     return rc;
@@ -357,5 +396,7 @@ watcher_disarm(struct watcher *w, int slot)
     s->tok = NULL;
     s->fd = -1;
     s->deadline_ns = 0;
+    s->resp = NULL;
+    s->probe_ns = 0;
     xmutex_unlock(&w->mtx);
 }

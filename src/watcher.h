@@ -40,11 +40,14 @@ void        watcher_free(struct watcher *w);
 /*
  * Watch fd for request reqid on slot, cancelling tok on hang-up, reset,
  * EOF, FCGI_ABORT_REQUEST for reqid, or at deadline_ns (CLOCK_MONOTONIC;
- * 0 for none).  The caller keeps tok alive until watcher_disarm().
- * Return 0, or -1 if fd cannot be watched (logged; deadlines still apply).
+ * 0 for none); with probe_ms > 0, probe resp every probe_ms (see
+ * response_probe()).  The caller keeps tok and resp alive until
+ * watcher_disarm().  Return 0, or -1 if fd cannot be watched (logged;
+ * deadlines and probes still apply).
  */
 int         watcher_arm(struct watcher *w, int slot, int fd, int reqid,
-                fc_token *tok, uint64_t deadline_ns);
+                fc_token *tok, uint64_t deadline_ns, fc_response *resp,
+                long probe_ms);
 
 /* Stop watching slot; once it returns the watcher no longer uses tok. */
 void        watcher_disarm(struct watcher *w, int slot);

@@ -37,6 +37,10 @@
 #include "token.h"
 #include "watcher.h"
 
+/* Arm without probes: these tests are about the connection and deadlines. */
+#define ARM(w, slot, fd, id, tok, deadline) \
+    watcher_arm((w), (slot), (fd), (id), (tok), (deadline), NULL, 0)
+
 #define MS          1000000ull      /* nanoseconds in a millisecond */
 #define NPAIRS      16
 #define REQID       1
@@ -336,7 +340,7 @@ test_peer_close(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     CU_ASSERT_EQUAL(fc_token_cancelled(c.tok), 0);
     t0 = token_now_ns();
     conn_close_peer(&c);
@@ -360,7 +364,7 @@ test_peer_half_close(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     t0 = token_now_ns();
     CU_ASSERT_EQUAL(shutdown(c.sv[1], SHUT_WR), 0);
     ms = cancelled_within(c.tok, 1000, t0);
@@ -417,7 +421,7 @@ test_peer_reset(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     CU_ASSERT_EQUAL_FATAL(tcp_pair(fds), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, fds[0], REQID, tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, fds[0], REQID, tok, 0), 0);
     CU_ASSERT_EQUAL(setsockopt(fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof lg),
         0);
     t0 = token_now_ns();
@@ -445,7 +449,7 @@ test_abort_request(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], 7, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], 7, c.tok, 0), 0);
     record_header(rec, FCGI_ABORT_REQUEST, 7, 0, 0);
     t0 = token_now_ns();
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec, sizeof rec), 0);
@@ -472,7 +476,7 @@ test_abort_then_next_record(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     memset(rec, 0, sizeof rec);
     record_header(rec, FCGI_ABORT_REQUEST, REQID, 0, 0);
     record_header(rec + 8, FCGI_BEGIN_REQUEST, 2, 8, 0);
@@ -499,7 +503,7 @@ test_abort_wrong_id(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     record_header(rec, FCGI_ABORT_REQUEST, REQID + 1, 0, 0);
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec, sizeof rec), 0);
     CU_ASSERT_EQUAL(fc_token_wait(c.tok, 100), 0);
@@ -528,7 +532,7 @@ test_stray_bytes_no_spin(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     CU_ASSERT_EQUAL(write_all(c.sv[1], junk, sizeof junk - 1), 0);
     cpu0 = cpu_ms();
     CU_ASSERT_EQUAL(fc_token_wait(c.tok, 200), 0);
@@ -552,7 +556,7 @@ test_abort_in_two_halves(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     record_header(rec, FCGI_ABORT_REQUEST, REQID, 0, 0);
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec, 4), 0);
     CU_ASSERT_EQUAL(fc_token_wait(c.tok, 20), 0);       /* not on half */
@@ -575,7 +579,7 @@ test_abort_content_in_pieces(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     memset(rec, 0, sizeof rec);
     record_header(rec, FCGI_ABORT_REQUEST, REQID, 4, 2);
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec, 5), 0);     /* part header */
@@ -603,7 +607,7 @@ test_deadline(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
     t0 = token_now_ns();
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, t0 + 50 * MS),
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, t0 + 50 * MS),
         0);
     ms = cancelled_within(c.tok, 2000, t0);
     printf("\n    deadline of 50 ms -> cancel at %.3f ms ", ms);
@@ -626,7 +630,7 @@ test_deadline_past(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
     t0 = token_now_ns();
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, t0 - 10 * MS), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, t0 - 10 * MS), 0);
     ms = cancelled_within(c.tok, 1000, t0);
     CU_ASSERT(ms >= -10.0 && ms < 500.0);
     CU_ASSERT_EQUAL(fc_token_reason(c.tok), FC_DEADLINE);
@@ -650,7 +654,7 @@ test_deadlines_several(void)
     t0 = token_now_ns();
     for (i = 0; i < 4; i++) {
         CU_ASSERT_EQUAL_FATAL(conn_open(&c[i]), 0);
-        CU_ASSERT_EQUAL(watcher_arm(w, i, c[i].sv[0], REQID, c[i].tok,
+        CU_ASSERT_EQUAL(ARM(w, i, c[i].sv[0], REQID, c[i].tok,
             after[i] ? t0 + (uint64_t)after[i] * MS : 0), 0);
     }
     for (i = 0; i < 3; i++)
@@ -684,9 +688,9 @@ test_deadline_after_disarmed_one(void)
     CU_ASSERT_EQUAL_FATAL(conn_open(&a), 0);
     CU_ASSERT_EQUAL_FATAL(conn_open(&b), 0);
     t0 = token_now_ns();
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, a.sv[0], REQID, a.tok, t0 + 60 * MS), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, a.sv[0], REQID, a.tok, t0 + 60 * MS), 0);
     watcher_disarm(w, 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 1, b.sv[0], REQID, b.tok, t0 + 150 * MS),
+    CU_ASSERT_EQUAL(ARM(w, 1, b.sv[0], REQID, b.tok, t0 + 150 * MS),
         0);
     ms = cancelled_within(b.tok, 2000, t0);
     CU_ASSERT(ms >= 150.0 && ms < 600.0);
@@ -707,7 +711,7 @@ test_disarm_before_deadline(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok,
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok,
         token_now_ns() + 50 * MS), 0);
     watcher_disarm(w, 0);
     CU_ASSERT_EQUAL(fc_token_wait(c.tok, 150), 0);
@@ -725,7 +729,7 @@ test_disarm_then_close(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     watcher_disarm(w, 0);
     record_header(rec, FCGI_ABORT_REQUEST, REQID, 0, 0);
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec, sizeof rec), 0);
@@ -750,9 +754,9 @@ test_rearm_new_token(void)
     CU_ASSERT_EQUAL_FATAL(conn_open(&b), 0);
 
     /* Another connection on the same slot. */
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, a.sv[0], REQID, a.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, a.sv[0], REQID, a.tok, 0), 0);
     watcher_disarm(w, 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, b.sv[0], 2, b.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, b.sv[0], 2, b.tok, 0), 0);
     conn_close_peer(&a);
     CU_ASSERT_EQUAL(fc_token_wait(a.tok, 100), 0);
     CU_ASSERT_EQUAL(fc_token_cancelled(b.tok), 0);
@@ -761,7 +765,7 @@ test_rearm_new_token(void)
     watcher_disarm(w, 0);
     next = token_new(NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(next);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, b.sv[0], 3, next, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, b.sv[0], 3, next, 0), 0);
     conn_close_peer(&b);
     CU_ASSERT(cancelled_within(next, 1000, token_now_ns()) >= 0);
     CU_ASSERT_EQUAL(fc_token_reason(next), FC_CLIENT_GONE);
@@ -785,12 +789,12 @@ test_rearm_after_cancel(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&a), 0);
     CU_ASSERT_EQUAL_FATAL(conn_open(&b), 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, a.sv[0], REQID, a.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, a.sv[0], REQID, a.tok, 0), 0);
     conn_close_peer(&a);
     CU_ASSERT(cancelled_within(a.tok, 1000, token_now_ns()) >= 0);
     watcher_disarm(w, 0);
 
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, b.sv[0], 9, b.tok, 0), 0);
+    CU_ASSERT_EQUAL(ARM(w, 0, b.sv[0], 9, b.tok, 0), 0);
     record_header(rec, FCGI_ABORT_REQUEST, 9, 0, 0);
     CU_ASSERT_EQUAL(write_all(b.sv[1], rec, sizeof rec), 0);
     CU_ASSERT(cancelled_within(b.tok, 1000, token_now_ns()) >= 0);
@@ -814,7 +818,7 @@ test_many_slots(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     for (i = 0; i < NPAIRS; i++) {
         CU_ASSERT_EQUAL_FATAL(conn_open(&c[i]), 0);
-        CU_ASSERT_EQUAL(watcher_arm(w, i, c[i].sv[0], i + 1, c[i].tok, 0), 0);
+        CU_ASSERT_EQUAL(ARM(w, i, c[i].sv[0], i + 1, c[i].tok, 0), 0);
     }
     t0 = token_now_ns();
     for (i = 1; i < NPAIRS; i += 2)
@@ -867,7 +871,7 @@ test_callback_on_watcher_thread(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
     CU_ASSERT(fc_token_on_cancel(c.tok, seen_cb, &s) > 0);
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, c.sv[0], REQID, c.tok,
+    CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok,
         token_now_ns() + 100 * MS), 0);
     conn_close_peer(&c);
     CU_ASSERT(cancelled_within(c.tok, 1000, token_now_ns()) >= 0);
@@ -899,7 +903,7 @@ test_unwatchable_fd_deadline(void)
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     CU_ASSERT_FATAL(w != NULL && tok != NULL && fd >= 0);
     t0 = token_now_ns();
-    CU_ASSERT_EQUAL(watcher_arm(w, 0, fd, REQID, tok, t0 + 50 * MS), -1);
+    CU_ASSERT_EQUAL(ARM(w, 0, fd, REQID, tok, t0 + 50 * MS), -1);
     ms = cancelled_within(tok, 2000, t0);
     CU_ASSERT(ms >= 50.0 && ms < 500.0);
     CU_ASSERT_EQUAL(fc_token_reason(tok), FC_DEADLINE);
