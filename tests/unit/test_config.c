@@ -24,6 +24,7 @@
 #include "log.h"
 #include "router.h"
 #include "status.h"
+#include "unit.h"
 
 static char dir[64];            /* the temporary directory */
 static char file[128];          /* dir/c.json, the file under test */
@@ -1111,20 +1112,5 @@ static CU_SuiteInfo suites[] = {
 int
 main(void)
 {
-    unsigned int failures;
-    int          err;
-
-    alarm(60);                  /* a hang fails instead of stalling */
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    if (CU_register_suites(suites) != CUE_SUCCESS) {
-        fprintf(stderr, "test_config: %s\n", CU_get_error_msg());
-        CU_cleanup_registry();
-        return 1;
-    }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    err = CU_basic_run_tests() != CUE_SUCCESS || CU_get_error() != CUE_SUCCESS;
-    failures = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return err || failures != 0 ? 1 : 0;
+    return unit_run("test_config", suites, 60);
 }

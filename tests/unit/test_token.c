@@ -28,6 +28,7 @@
 
 #include "fcgi_cancel.h"
 #include "token.h"
+#include "unit.h"
 
 #define MS                  1000000ull      /* nanoseconds in a millisecond */
 #define RACE_ROUNDS         200
@@ -1097,20 +1098,5 @@ static CU_SuiteInfo suites[] = {
 int
 main(void)
 {
-    unsigned int failures;
-    int          err;
-
-    alarm(60);                  /* a hang fails instead of stalling */
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 1;
-    if (CU_register_suites(suites) != CUE_SUCCESS) {
-        fprintf(stderr, "test_token: %s\n", CU_get_error_msg());
-        CU_cleanup_registry();
-        return 1;
-    }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    err = CU_basic_run_tests() != CUE_SUCCESS || CU_get_error() != CUE_SUCCESS;
-    failures = CU_get_number_of_failures();
-    CU_cleanup_registry();
-    return err || failures != 0 ? 1 : 0;
+    return unit_run("test_token", suites, 60);
 }
