@@ -287,15 +287,8 @@ fc_token_wait(fc_token *tok, long ms)
         return 1;
     if (ms == 0)
         return 0;
-    if (ms > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-    }
+    if (ms > 0)
+        timespec_after_ms(&ts, ms);
     xmutex_lock(&tok->mtx);
     while (atomic_load_explicit(&tok->reason, memory_order_relaxed) == 0) {
         int rc = ms < 0 ? pthread_cond_wait(&tok->cond, &tok->mtx) :

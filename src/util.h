@@ -35,6 +35,11 @@ int     buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 /* Free the buffer's memory and empty it. */
 void    buf_free(struct buf *b);
 
+struct timespec;
+
+/* Set *ts to CLOCK_MONOTONIC now plus ms (for pthread_cond_timedwait). */
+void    timespec_after_ms(struct timespec *ts, long ms);
+
 /* Parse a decimal integer in [min, max] from all of s; return 0 or -1. */
 int     parse_long(const char *s, long min, long max, long *out);
 

@@ -39,6 +39,7 @@
 #include "handlers/exec.h"
 #include "request.h"
 #include "log.h"
+#include "token.h"
 #include "router.h"
 #include "util.h"
 
@@ -710,15 +711,6 @@ env_build(struct envv *e, const struct exec_opts *o, fc_request *req,
 
 /* ---- the child ------------------------------------------------------ */
 
-static uint64_t
-exec_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void
 fd_close(int *fd)
 {
@@ -862,7 +854,7 @@ exec_stop(struct exec_run *run)
     fd_close(&run->fd_in);
     if (!run->exited)
         kill(-run->pid, SIGTERM);
-    run->kill_at = exec_now_ns() + (uint64_t)run->o->kill_grace_ms * 1000000u;
+    run->kill_at = token_now_ns() + (uint64_t)run->o->kill_grace_ms * 1000000u;
 }
 
 /* Has the program exited?  It stays a zombie until exec_reap(). */
@@ -1110,7 +1102,7 @@ exec_timeout(const struct exec_run *run)
     if (run->fd_pid < 0 || (run->fd_tok < 0 && !run->stopping))
         t = EXEC_WAIT_POLL_MS;
     if (run->stopping && !run->killed) {
-        now = exec_now_ns();
+        now = token_now_ns();
         left = run->kill_at > now ? run->kill_at - now : 0;
         left = (left + 999999u) / 1000000u;
         if (t < 0 || left < (uint64_t)t)
@@ -1176,7 +1168,7 @@ exec_loop(struct exec_run *run)
             exec_read(run, &run->fd_out, 0);
         if (i_err >= 0 && pfd[i_err].revents != 0)
             exec_read(run, &run->fd_err, 1);
-        if (run->stopping && !run->killed && exec_now_ns() >= run->kill_at) {
+        if (run->stopping && !run->killed && token_now_ns() >= run->kill_at) {
             fc_request_log(run->req, "exec: pid %ld still running after "
                 "%ld ms: SIGKILL to its group", (long)run->pid,
                 run->o->kill_grace_ms);

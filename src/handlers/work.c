@@ -13,7 +13,8 @@
  *                                     the way a task group cancels its tasks;
  *   wait      (/cancel_event)         sleep in fc_token_wait(), which
  *                                     returns at once on cancel.
- * It uses only the public API, as a module would.
+ * Apart from the server's clock and log helpers, it uses only the public
+ * API, as a module would.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +28,8 @@
 
 #include "handlers/work.h"
 #include "log.h"
+#include "token.h"
+#include "util.h"
 
 /* The scope of the callback style: stopped by the cancel callback. */
 struct scope {
@@ -118,15 +121,6 @@ work_parse(const struct work_opts *o, const char *steps, const char *step_ms,
     return 0;
 }
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Is the job to stop?  How depends on the style (see the file comment). */
 static int
 should_stop(enum work_style style, fc_token *tok, struct scope *sc)
@@ -148,10 +142,10 @@ static int
 burn(enum work_style style, fc_token *tok, struct scope *sc, long ms,
     volatile uint64_t *sink)
 {
-    uint64_t end = now_ns() + (uint64_t)ms * 1000000u, x = *sink;
+    uint64_t end = token_now_ns() + (uint64_t)ms * 1000000u, x = *sink;
     int      i;
 
-    while (now_ns() < end) {
+    while (token_now_ns() < end) {
         for (i = 0; i < 20000; i++)     /* ~20-50 us on current CPUs */
             x = x * 6364136223846793005u + 1442695040888963407u;
         *sink = x;
@@ -166,12 +160,12 @@ static int
 nap(enum work_style style, fc_token *tok, struct scope *sc, long ms)
 {
     struct timespec ts;
-    uint64_t        end = now_ns() + (uint64_t)ms * 1000000u, now;
+    uint64_t        end = token_now_ns() + (uint64_t)ms * 1000000u, now;
     int             stopped = 0;
 
     switch (style) {
     case WORK_POLL:
-        while (!(stopped = fc_token_cancelled(tok)) && (now = now_ns()) < end) {
+        while (!(stopped = fc_token_cancelled(tok)) && (now = token_now_ns()) < end) {
             uint64_t left = end - now;
 
             ts.tv_sec = 0;
@@ -180,13 +174,7 @@ nap(enum work_style style, fc_token *tok, struct scope *sc, long ms)
         }
         return stopped;
     case WORK_CALLBACK:
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += ms / 1000;
-        ts.tv_nsec += (ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        timespec_after_ms(&ts, ms);
         pthread_mutex_lock(&sc->mtx);
         while (!atomic_load_explicit(&sc->stop, memory_order_relaxed) &&
             pthread_cond_timedwait(&sc->cond, &sc->mtx, &ts) != ETIMEDOUT)
