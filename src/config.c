@@ -18,6 +18,7 @@
  * are read here; the rest of the route object goes to the handler's
  * builder, which rejects the keys it does not know.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -1123,7 +1124,7 @@ check_handler(const char *s, char **why)
 }
 
 /* The work handler's options, into a struct work_opts. */
-static const char *const work_styles[] = { "poll", "callback", "wait", NULL };
+static const char *const work_styles[] = { "poll", "callback", "wait", "ignore", NULL };
 static const char *const work_modes[] = { "sleep", "cpu", NULL };
 
 _Static_assert(sizeof(enum work_style) == sizeof(int) &&
@@ -1305,8 +1306,75 @@ static const struct config_key config_keys[] = {
     { .name = "access_log", .type = CONFIG_STRING,
       .offset = offsetof(struct config, access_log),
       .nullable = 1, .check = check_access_log },
+    { .name = "user", .type = CONFIG_STRING,
+      .offset = offsetof(struct config, user),
+      .nullable = 1, .check = check_group },
+    { .name = "group", .type = CONFIG_STRING,
+      .offset = offsetof(struct config, group),
+      .nullable = 1, .check = check_group },
+    { .name = "allowed_clients", .type = CONFIG_STRV,
+      .offset = offsetof(struct config, allowed_clients),
+      .min = 0, .max = 0 },
     { .name = "routes", .type = CONFIG_CUSTOM, .set = set_routes },
 };
+
+/* Is s a numeric IPv4 or IPv6 address?  Loopback ones set *loop. */
+static int
+ip_address(const char *s, int *loop)
+{
+    struct in6_addr a6;
+    struct in_addr  a4;
+
+    if (inet_pton(AF_INET, s, &a4) == 1) {
+        *loop = (ntohl(a4.s_addr) >> 24) == 127;
+        return 1;
+    }
+    if (inet_pton(AF_INET6, s, &a6) == 1) {
+        *loop = IN6_IS_ADDR_LOOPBACK(&a6);
+        return 1;
+    }
+    return 0;
+}
+
+int
+config_check_access(const struct config *c, char **cause)
+{
+    char        host[256], msg[512];
+    const char *p, *colon;
+    size_t      i, len;
+    int         loop = 0;
+
+    for (i = 0; c->allowed_clients != NULL && c->allowed_clients[i] != NULL;
+        i++) {
+        if (!ip_address(c->allowed_clients[i], &loop)) {
+            snprintf(msg, sizeof msg, "allowed_clients[%zu]: \"%s\" is not "
+                "an IP address", i, c->allowed_clients[i]);
+            *cause = strdup(msg);
+            return -1;
+        }
+    }
+    if (c->listen == NULL || strncmp(c->listen, "tcp:", 4) != 0 ||
+        (c->allowed_clients != NULL && c->allowed_clients[0] != NULL))
+        return 0;
+    p = c->listen + 4;
+    if ((colon = strrchr(p, ':')) == NULL)
+        return 0;           /* config_check_listen() says what is wrong */
+    len = (size_t)(colon - p);
+    if (len >= 2 && p[0] == '[' && p[len - 1] == ']') {
+        p++;
+        len -= 2;
+    }
+    if (len >= sizeof host)
+        len = sizeof host - 1;
+    memcpy(host, p, len);
+    host[len] = '\0';
+    if (strcmp(host, "localhost") == 0 || (ip_address(host, &loop) && loop))
+        return 0;
+    snprintf(msg, sizeof msg, "allowed_clients: required when listening on "
+        "%s, which is not a loopback address", c->listen);
+    *cause = strdup(msg);
+    return -1;
+}
 
 void
 config_init(struct config *c)

@@ -40,6 +40,9 @@ struct config {
     long            worker_stack_kb;/* 64..65536; 1024 */
     int             log_level;      /* enum log_level; LOG_LEVEL_INFO */
     char           *access_log;     /* NULL: stderr; "off": none; a path */
+    char           *user;           /* NULL: stay who we are */
+    char           *group;          /* NULL: the user's group */
+    char          **allowed_clients;/* NULL-terminated IP addresses, or NULL */
     struct router   routes;         /* in order; the first match wins */
 };
 
@@ -79,6 +82,14 @@ void    config_free(struct config *c);
  * what is wrong, without the address itself.
  */
 int     config_check_listen(const char *spec, char **cause);
+
+/*
+ * Check what no single key can: a TCP listen address that is not loopback
+ * needs allowed_clients; every allowed client is an IP address.  Call it on
+ * the final configuration (file and options).  Return 0, or -1 with *cause
+ * set (caller frees).
+ */
+int     config_check_access(const struct config *c, char **cause);
 
 /* ---- key tables, for this module and for route builders ------------ */
 

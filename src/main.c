@@ -10,6 +10,7 @@
 #include <fcgiapp.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,6 +200,60 @@ load_config(const struct options *o, struct config *cfg)
         cfg->worker_stack_kb = o->stack_kb;
     if (o->log_level >= 0)
         cfg->log_level = o->log_level;
+    if (config_check_access(cfg, &cause) != 0) {
+        fprintf(stderr, "%s%s%s\n", o->config != NULL ? o->config : "",
+            o->config != NULL ? ": " : "fcgi-cancel: ",
+            cause != NULL ? cause : "out of memory");
+        free(cause);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Become user (and group, or the user's group) after binding: started as
+ * root, the server keeps no root privilege.  Return 0, or -1 (printed).
+ */
+static int
+drop_privileges(const char *user, const char *group)
+{
+    struct passwd *pw = NULL;
+    struct group  *gr;
+    gid_t          gid;
+    long           n;
+
+    if (user == NULL && group == NULL)
+        return 0;
+    if (user != NULL && (pw = getpwnam(user)) == NULL &&
+        (parse_long(user, 0, INT32_MAX, &n) != 0 ||
+        (pw = getpwuid((uid_t)n)) == NULL)) {
+        fprintf(stderr, "fcgi-cancel: user: no user \"%s\"\n", user);
+        return -1;
+    }
+    if (group != NULL) {
+        if ((gr = getgrnam(group)) != NULL)
+            gid = gr->gr_gid;
+        else if (parse_long(group, 0, INT32_MAX, &n) == 0)
+            gid = (gid_t)n;
+        else {
+            fprintf(stderr, "fcgi-cancel: group: no group \"%s\"\n", group);
+            return -1;
+        }
+    } else {
+        gid = pw->pw_gid;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 ||
+        (pw != NULL && setuid(pw->pw_uid) != 0)) {
+        fprintf(stderr, "fcgi-cancel: cannot become %s%s%s: %s\n",
+            user != NULL ? user : "", group != NULL ? ":" : "",
+            group != NULL ? group : "", strerror(errno));
+        return -1;
+    }
+    /* Make sure there is no way back. */
+    if (pw != NULL && pw->pw_uid != 0 && setuid(0) == 0) {
+        fprintf(stderr, "fcgi-cancel: could regain root after dropping it\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -310,6 +365,8 @@ main(int argc, char **argv)
     if (unix_path != NULL && cfg.socket_group != NULL &&
         socket_chgrp(unix_path, cfg.socket_group) != 0)
         goto fail_listen;
+    if (drop_privileges(cfg.user, cfg.group) != 0)
+        goto fail_listen;
     if ((server_tok = token_new(NULL)) == NULL) {
         fprintf(stderr, "fcgi-cancel: out of memory\n");
         goto fail_listen;
@@ -318,6 +375,7 @@ main(int argc, char **argv)
     pc.max_body_bytes = (size_t)cfg.max_body_bytes;
     pc.read_timeout_ms = cfg.read_timeout_ms;
     pc.stack_size = (size_t)cfg.worker_stack_kb * 1024;
+    pc.allowed_clients = cfg.allowed_clients;
     if ((pool = pool_new(lfd, &pc, &cfg.routes, server_tok, &cause)) ==
         NULL) {
         fprintf(stderr, "fcgi-cancel: %s\n", cause);

@@ -36,6 +36,7 @@
  * epoll set), nobody (closed).  Only its owner closes it.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcgiapp.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -76,7 +77,14 @@ struct worker {
     FCGX_Request     rq;
 };
 
+/* An allowed TCP client address (IPv4 kept as IPv4-mapped IPv6). */
+struct allow {
+    struct in6_addr      addr;
+};
+
 struct pool {
+    struct allow        *allow;     /* NULL: any client */
+    size_t               nallow;
     int                  epfd;
     int                  lfd;
     int                  quitfd;
@@ -197,12 +205,86 @@ conn_take(struct pool *p, struct conn *c)
     xmutex_unlock(&p->mtx);
 }
 
+/* Store sa's address as IPv6 (IPv4 mapped) in a6; 0, or -1 if not IP. */
+static int
+peer_in6(const struct sockaddr_storage *sa, struct in6_addr *a6)
+{
+    if (sa->ss_family == AF_INET6) {
+        *a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return 0;
+    }
+    if (sa->ss_family == AF_INET) {
+        memset(a6, 0, sizeof *a6);
+        a6->s6_addr[10] = a6->s6_addr[11] = 0xff;
+        memcpy(&a6->s6_addr[12], &((const struct sockaddr_in *)sa)->sin_addr,
+            4);
+        return 0;
+    }
+    return -1;
+}
+
+/* May this peer connect?  Unix-socket peers always may. */
+static int
+pool_allowed(struct pool *p, const struct sockaddr_storage *sa)
+{
+    static _Atomic uint64_t last_warn;
+    struct in6_addr         a6;
+    char                    text[INET6_ADDRSTRLEN];
+    uint64_t                now;
+    size_t                  i;
+
+    if (p->allow == NULL || peer_in6(sa, &a6) != 0)
+        return 1;
+    for (i = 0; i < p->nallow; i++) {
+        if (memcmp(&a6, &p->allow[i].addr, sizeof a6) == 0)
+            return 1;
+    }
+    now = token_now_ns();
+    if (now - atomic_load(&last_warn) > 1000000000u) {
+        atomic_store(&last_warn, now);
+        inet_ntop(AF_INET6, &a6, text, sizeof text);
+        log_warnx("pool: connection from %s refused: not in allowed_clients",
+            text);
+    }
+    return 0;
+}
+
+/* Parse the allowed_clients strings (checked by the config). */
+static int
+pool_allow_parse(struct pool *p, char **list)
+{
+    struct sockaddr_storage ss;
+    size_t                  n;
+
+    for (n = 0; list != NULL && list[n] != NULL; n++)
+        ;
+    if (n == 0)
+        return 0;
+    if ((p->allow = calloc(n, sizeof *p->allow)) == NULL)
+        return -1;
+    for (p->nallow = 0; p->nallow < n; p->nallow++) {
+        memset(&ss, 0, sizeof ss);
+        if (inet_pton(AF_INET, list[p->nallow],
+            &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+            ss.ss_family = AF_INET;
+        else if (inet_pton(AF_INET6, list[p->nallow],
+            &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+            ss.ss_family = AF_INET6;
+        else
+            return -1;
+        peer_in6(&ss, &p->allow[p->nallow].addr);
+    }
+    return 0;
+}
+
 /* Accept one connection; NULL if none (or on error, logged). */
 static struct conn *
 pool_accept(struct pool *p)
 {
     static _Atomic uint64_t last_warn;
     struct epoll_event      ev;
+    struct sockaddr_storage sa;
+    socklen_t               salen = sizeof sa;
     struct timeval          tv;
     struct conn            *c;
     int                     fd, err, one = 1;
@@ -216,7 +298,7 @@ pool_accept(struct pool *p)
     p->accepting++;
     xmutex_unlock(&p->mtx);
 
-    fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+    fd = accept4(p->lfd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
     err = errno;
     if (fd < 0 && (err == EMFILE || err == ENFILE || err == ENOBUFS ||
         err == ENOMEM)) {
@@ -245,6 +327,10 @@ pool_accept(struct pool *p)
             errno = err;
             log_warn("pool: accept");
         }
+        return NULL;
+    }
+    if (!pool_allowed(p, &sa)) {
+        close(fd);
         return NULL;
     }
     if (p->cfg.read_timeout_ms > 0) {
@@ -419,10 +505,13 @@ worker_request(struct worker *wk, struct conn *c)
             fc_response_error(resp, status, status == 404 ? "not found" :
                 "method not allowed");
         } else {
-            uint64_t deadline = request_deadline(rt, rq->envp, t0);
+            struct watch wa = {
+                .fd = c->fd, .reqid = rq->requestId, .id = id, .tok = tok,
+                .deadline_ns = request_deadline(rt, rq->envp, t0),
+                .resp = resp, .probe_ms = rt->probe_ms
+            };
 
-            watcher_arm(p->watcher, wk->slot, c->fd, rq->requestId, tok,
-                deadline, resp, rt->probe_ms);
+            watcher_arm(p->watcher, wk->slot, &wa);
             result = rt->fn(req, resp, tok, rt->data);
             watcher_disarm(p->watcher, wk->slot);
         }
@@ -567,10 +656,15 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     p->router = router;
     p->server_tok = server_tok;
     p->epfd = p->quitfd = -1;
+    p->cfg.allowed_clients = NULL;      /* parsed below; not kept */
     xmutex_init(&p->mtx);
     pthread_cond_init(&p->drained, NULL);
     stats_init(cfg->workers);
 
+    if (pool_allow_parse(p, cfg->allowed_clients) != 0) {
+        snprintf(msg, sizeof msg, "allowed_clients: not IP addresses");
+        goto fail;
+    }
     if ((flags = fcntl(lfd, F_GETFL)) < 0 ||
         fcntl(lfd, F_SETFL, flags | O_NONBLOCK) < 0) {
         snprintf(msg, sizeof msg, "listening socket: %s", strerror(errno));
@@ -593,6 +687,7 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
 
     if ((p->watcher = watcher_new(cfg->workers, cause)) == NULL)
         goto fail_cause;
+    stats_set_watcher(p->watcher);
     if ((p->workers = calloc((size_t)cfg->workers, sizeof *p->workers)) ==
         NULL) {
         snprintf(msg, sizeof msg, "out of memory");
@@ -667,6 +762,7 @@ pool_free(struct pool *p)
     for (i = 0; i < p->started; i++)
         pthread_join(p->workers[i].thread, NULL);
     free(p->workers);
+    stats_set_watcher(NULL);
     watcher_free(p->watcher);
     while ((c = p->idle) != NULL) {
         p->idle = c->next;
@@ -678,5 +774,6 @@ pool_free(struct pool *p)
         close(p->quitfd);
     pthread_cond_destroy(&p->drained);
     xmutex_destroy(&p->mtx);
+    free(p->allow);
     free(p);
 }

@@ -18,6 +18,8 @@ struct pool_config {
     size_t      max_body_bytes;     /* larger bodies get 413 */
     long        read_timeout_ms;    /* bound on reading one request */
     size_t      stack_size;         /* worker stack, bytes */
+    char      **allowed_clients;    /* TCP peers allowed (IP addresses,
+                                       NULL-terminated); NULL: any */
 };
 
 struct pool;

@@ -12,12 +12,16 @@
 #include <json-c/json.h>
 
 #include "status.h"
+#include "watcher.h"
 #include "token.h"
 #include "util.h"
 
 #define LAT_SAMPLES 4096
 
 struct stats stats;
+
+/* The watcher, to list stragglers; set once before the workers start. */
+static struct watcher  *status_watcher;
 
 static pthread_mutex_t  lat_mtx = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t         lat_us[LAT_SAMPLES];    /* protected by lat_mtx */
@@ -115,6 +119,27 @@ status_latency(void)
     return o;
 }
 
+void
+stats_set_watcher(struct watcher *w)
+{
+    status_watcher = w;
+}
+
+/* Add one straggler to the array arg. */
+static void
+status_straggler(void *arg, uint64_t id, enum fc_reason reason,
+    uint64_t since_ns)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_int64((int64_t)id));
+    json_object_object_add(o, "reason", json_object_new_string(
+        fc_reason_name(reason)));
+    json_object_object_add(o, "since_cancel_ms", json_object_new_int64(
+        (int64_t)(since_ns / 1000000u)));
+    json_object_array_add(arg, o);
+}
+
 static json_object *
 u64(_Atomic uint64_t *v)
 {
@@ -150,6 +175,11 @@ status_json(void)
     json_object_object_add(root, "workers", w);
     json_object_object_add(root, "connections", u64(&stats.connections));
     json_object_object_add(root, "cancel_latency", status_latency());
+    /* Jobs still running although cancelled: they ignore their token. */
+    r = json_object_new_array();
+    if (status_watcher != NULL)
+        watcher_stragglers(status_watcher, status_straggler, r);
+    json_object_object_add(root, "stragglers", r);
     json_object_object_add(root, "uptime_s", json_object_new_int64(
         (int64_t)((token_now_ns() - stats.start_ns) / 1000000000u)));
     return root;

@@ -39,6 +39,11 @@ void    stats_init(int workers);
 /* Count the end of a request; reason matters for OUTCOME_CANCELLED. */
 void    stats_end(enum outcome outcome, enum fc_reason reason);
 
+struct watcher;
+
+/* Let /status list the watcher's stragglers (NULL: none). */
+void    stats_set_watcher(struct watcher *w);
+
 /* Record how long a cancelled job took to return after its cancel. */
 void    stats_cancel_latency(uint64_t ns);
 

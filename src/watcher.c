@@ -74,6 +74,7 @@ struct slot {
     uint32_t         gen;
     int              fd;
     int              reqid;
+    uint64_t         id;
     fc_token        *tok;
     uint64_t         deadline_ns;   /* 0: none (or already fired) */
     fc_response     *resp;
@@ -347,8 +348,7 @@ watcher_free(struct watcher *w)
 }
 
 int
-watcher_arm(struct watcher *w, int slot, int fd, int reqid, fc_token *tok,
-    uint64_t deadline_ns, fc_response *resp, long probe_ms)
+watcher_arm(struct watcher *w, int slot, const struct watch *wa)
 {
     struct epoll_event  ev;
     struct slot        *s = &w->slots[slot];
@@ -357,29 +357,50 @@ watcher_arm(struct watcher *w, int slot, int fd, int reqid, fc_token *tok,
     xmutex_lock(&w->mtx);
     s->gen++;
     s->armed = 1;
-    s->fd = fd;
-    s->reqid = reqid;
-    s->tok = tok;
-    s->deadline_ns = deadline_ns;
-    s->resp = resp;
-    s->probe_ns = resp != NULL && probe_ms > 0 ?
-        (uint64_t)probe_ms * 1000000u : 0;
+    s->fd = wa->fd;
+    s->reqid = wa->reqid;
+    s->id = wa->id;
+    s->tok = wa->tok;
+    s->deadline_ns = wa->deadline_ns;
+    s->resp = wa->resp;
+    s->probe_ns = wa->resp != NULL && wa->probe_ms > 0 ?
+        (uint64_t)wa->probe_ms * 1000000u : 0;
     s->next_probe = s->probe_ns != 0 ? token_now_ns() + s->probe_ns : 0;
-    if (fd >= 0) {
+    if (wa->fd >= 0) {
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
         ev.data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)slot;
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            log_warn("watcher: cannot watch fd %d", fd);
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, wa->fd, &ev) != 0) {
+            log_warn("watcher: cannot watch fd %d", wa->fd);
             rc = -1;
         }
     }
-    if ((deadline_ns != 0 &&
-        (w->timer_next == 0 || deadline_ns < w->timer_next)) ||
+    if ((s->deadline_ns != 0 &&
+        (w->timer_next == 0 || s->deadline_ns < w->timer_next)) ||
         (s->probe_ns != 0 &&
         (w->timer_next == 0 || s->next_probe < w->timer_next)))
         watcher_timer_update(w);
     xmutex_unlock(&w->mtx);
     return rc;
+}
+
+int
+watcher_stragglers(struct watcher *w, watcher_straggler_cb cb, void *arg)
+{
+    uint64_t now = token_now_ns(), at;
+    int      i, n = 0;
+
+    xmutex_lock(&w->mtx);
+    for (i = 0; i < w->nslots; i++) {
+        struct slot *s = &w->slots[i];
+
+        if (!s->armed || !fc_token_cancelled(s->tok))
+            continue;
+        at = token_cancel_ns(s->tok);
+        cb(arg, s->id, fc_token_reason(s->tok), now > at ? now - at : 0);
+        n++;
+    }
+    xmutex_unlock(&w->mtx);
+    return n;
 }
 
 void

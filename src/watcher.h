@@ -37,17 +37,36 @@ struct watcher *watcher_new(int nslots, char **cause);
 /* Stop the thread and free the watcher; no slot may be armed. */
 void        watcher_free(struct watcher *w);
 
+/* What a worker hands the watcher for the request it runs. */
+struct watch {
+    int              fd;            /* the FastCGI connection, or -1 */
+    int              reqid;         /* the FastCGI request id on it */
+    uint64_t         id;            /* the server's request number */
+    fc_token        *tok;
+    uint64_t         deadline_ns;   /* CLOCK_MONOTONIC; 0: none */
+    fc_response     *resp;          /* probed when probe_ms > 0 */
+    long             probe_ms;
+};
+
 /*
- * Watch fd for request reqid on slot, cancelling tok on hang-up, reset,
- * EOF, FCGI_ABORT_REQUEST for reqid, or at deadline_ns (CLOCK_MONOTONIC;
- * 0 for none); with probe_ms > 0, probe resp every probe_ms (see
- * response_probe()).  The caller keeps tok and resp alive until
- * watcher_disarm().  Return 0, or -1 if fd cannot be watched (logged;
- * deadlines and probes still apply).
+ * Watch the request on slot, cancelling its token on hang-up, reset, EOF,
+ * FCGI_ABORT_REQUEST for reqid, or at the deadline; with probe_ms > 0,
+ * probe resp every probe_ms (see response_probe()).  The caller keeps tok
+ * and resp alive until watcher_disarm().  Return 0, or -1 if fd cannot be
+ * watched (logged; deadlines and probes still apply).
  */
-int         watcher_arm(struct watcher *w, int slot, int fd, int reqid,
-                fc_token *tok, uint64_t deadline_ns, fc_response *resp,
-                long probe_ms);
+int         watcher_arm(struct watcher *w, int slot, const struct watch *wa);
+
+/* Called for each armed request whose token is cancelled (a straggler). */
+typedef void (*watcher_straggler_cb)(void *arg, uint64_t id,
+                enum fc_reason reason, uint64_t since_cancel_ns);
+
+/*
+ * Call cb for every request still running although its token is
+ * cancelled (a job that ignores its token); return how many.
+ */
+int         watcher_stragglers(struct watcher *w, watcher_straggler_cb cb,
+                void *arg);
 
 /* Stop watching slot; once it returns the watcher no longer uses tok. */
 void        watcher_disarm(struct watcher *w, int slot);

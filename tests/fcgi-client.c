@@ -36,6 +36,7 @@
 #define _GNU_SOURCE /* SOCK_CLOEXEC, asprintf and friends */
 #endif
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -391,6 +392,9 @@ struct options {
     const char *dump_file;
 };
 
+/* -s ADDR: the local IP address of a TCP connection (e.g. 127.0.0.2). */
+static const char *opt_source;
+
 static void usage(void) __attribute__((noreturn));
 
 static void usage(void)
@@ -417,6 +421,7 @@ static void usage(void)
         "  -R FILE       send the raw bytes of FILE instead of a request\n"
         "                (and nothing else; -S is then a no-op)\n"
         "  -S            stall: do not send the final empty FCGI_STDIN record\n"
+        "  -s ADDR       TCP: connect from this local IP address\n"
         "  -Z            do not pad records to a multiple of 8 bytes\n"
         "  -t MS         overall timeout (default 30000, 0 = none), exit 3\n"
         "  -q            do not print the response body\n"
@@ -508,7 +513,7 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->timeout_ms = 30000;
 
     opterr = 0;
-    while ((c = getopt(argc, argv, ":u:m:p:P:x:B:b:i:kn:a:c:h:r:R:SZt:qw:")) != -1) {
+    while ((c = getopt(argc, argv, ":u:m:p:P:x:B:b:i:kn:a:c:h:r:R:s:SZt:qw:")) != -1) {
         switch (c) {
         case 'u':
             o->uri = optarg;
@@ -603,6 +608,9 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case 'S':
             o->stall = 1;
+            break;
+        case 's':
+            opt_source = optarg;
             break;
         case 'Z':
             opt_pad = 0;
@@ -735,6 +743,29 @@ static void connect_failed(int err, const char *addr)
 
 /* Connect (blocking, bounded by timeout_ms via SO_SNDTIMEO); returns the
  * socket in non-blocking mode and sets *is_tcp. */
+/* Bind fd to opt_source, if given, for family; exit on failure. */
+static void bind_source(int fd, int family)
+{
+    struct sockaddr_in6 s6;
+    struct sockaddr_in s4;
+
+    if (opt_source == NULL)
+        return;
+    if (family == AF_INET) {
+        memset(&s4, 0, sizeof s4);
+        s4.sin_family = AF_INET;
+        if (inet_pton(AF_INET, opt_source, &s4.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&s4, sizeof s4) != 0)
+            die(EXIT_LOCAL, "cannot bind to source %s", opt_source);
+    } else {
+        memset(&s6, 0, sizeof s6);
+        s6.sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, opt_source, &s6.sin6_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&s6, sizeof s6) != 0)
+            die(EXIT_LOCAL, "cannot bind to source %s", opt_source);
+    }
+}
+
 static int open_conn(const char *addr, int64_t timeout_ms, int *is_tcp)
 {
     int fd;
@@ -785,6 +816,7 @@ static int open_conn(const char *addr, int64_t timeout_ms, int *is_tcp)
             }
             if (timeout_ms > 0)
                 set_sndtimeo(fd, timeout_ms);
+            bind_source(fd, ai->ai_family);
             if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
                 break;
             err = errno;

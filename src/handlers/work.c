@@ -13,6 +13,8 @@
  *                                     the way a task group cancels its tasks;
  *   wait      (/cancel_event)         sleep in fc_token_wait(), which
  *                                     returns at once on cancel.
+ * A fourth style, "ignore", never looks at the token: the job runs on after
+ * a cancel, as a badly written one would (/status lists it as a straggler).
  * Apart from the server's clock and log helpers, it uses only the public
  * API, as a module would.
  */
@@ -38,7 +40,9 @@ struct scope {
     _Atomic int      stop;      /* set once by scope_cancel() */
 };
 
-static const char *const style_names[] = { "poll", "callback", "wait" };
+static const char *const style_names[] = {
+    "poll", "callback", "wait", "ignore"
+};
 
 const char *
 work_style_name(enum work_style style)
@@ -133,6 +137,8 @@ should_stop(enum work_style style, fc_token *tok, struct scope *sc)
         return atomic_load_explicit(&sc->stop, memory_order_acquire);
     case WORK_WAIT:
         return fc_token_wait(tok, 0);
+    case WORK_IGNORE:
+        return 0;
     }
     return 1;
 }
@@ -184,6 +190,12 @@ nap(enum work_style style, fc_token *tok, struct scope *sc, long ms)
         return stopped;
     case WORK_WAIT:
         return fc_token_wait(tok, ms);
+    case WORK_IGNORE:
+        ts.tv_sec = ms / 1000;
+        ts.tv_nsec = (ms % 1000) * 1000000L;
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        return 0;
     }
     return 1;
 }

@@ -11,7 +11,8 @@
 enum work_style {
     WORK_POLL,          /* poll fc_token_cancelled() (/cancel_tg) */
     WORK_CALLBACK,      /* steps under an on_cancel callback (/cancel_tg_dependency) */
-    WORK_WAIT           /* wait on the token (/cancel_event) */
+    WORK_WAIT,          /* wait on the token (/cancel_event) */
+    WORK_IGNORE         /* never look at the token: a straggler, for tests */
 };
 
 enum work_mode {

@@ -694,7 +694,7 @@ test_enums(void)
 
     s = one_route("{\"path\": \"/x\", \"handler\": \"work\", "
         "\"style\": \"fast\"}");
-    ERR_AT(s, "\"style\"", "routes[0].style: must be poll, callback or wait");
+    ERR_AT(s, "\"style\"", "routes[0].style: must be poll, callback, wait or ignore");
     free(s);
     s = one_route("{\"path\": \"/x\", \"handler\": \"work\", "
         "\"mode\": \"gpu\"}");

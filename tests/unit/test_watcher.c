@@ -39,8 +39,9 @@
 #include "unit.h"
 
 /* Arm without probes: these tests are about the connection and deadlines. */
-#define ARM(w, slot, fd, id, tok, deadline) \
-    watcher_arm((w), (slot), (fd), (id), (tok), (deadline), NULL, 0)
+#define ARM(w, slot, fd_, id, tok_, deadline) \
+    watcher_arm((w), (slot), &(struct watch){ .fd = (fd_), .reqid = (id), \
+        .tok = (tok_), .deadline_ns = (deadline) })
 
 #define MS          1000000ull      /* nanoseconds in a millisecond */
 #define NPAIRS      16
