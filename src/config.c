@@ -154,7 +154,7 @@ text_read(const char *file, struct text *t, char **cause)
     close(fd);
     t->len = b.len;
     /* The "\n" ends a // comment on a last line that has no newline. */
-    if (buf_add(&b, "\n", 1) != 0) {
+    if (buf_add(&b, "\n", 1) != 0 || b.data == NULL) {
         buf_free(&b);
         return fail(cause, file, "out of memory");
     }
@@ -321,7 +321,9 @@ scan_text(const char *p, size_t len, struct scan *sc)
     if (buf_add(&path, "", 0) != 0)
         return -1;
     while (i < len) {
-        c = p[i];
+        /* p is text_read()'s buffer, never NULL when len > 0; the analyzer
+         * loses that through buf_add()'s realloc. */
+        c = p[i]; /* NOLINT(clang-analyzer-core.NullDereference) */
         if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
             i++;
             continue;
@@ -535,7 +537,7 @@ text_parse(const char *file, const struct text *t, struct scan *sc,
 
     *root = NULL;
     memset(sc, 0, sizeof *sc);
-    if ((nul = memchr(t->p, '\0', t->len)) != NULL)
+    if (t->p != NULL && (nul = memchr(t->p, '\0', t->len)) != NULL)
         return fail_at(cause, file, t, (size_t)(nul - t->p),
             "NUL character in the file");
     if ((tok = json_tokener_new()) == NULL)
@@ -665,7 +667,7 @@ set_string(const struct config_key *k, void *base, json_object *v,
     const char *path, char **cause)
 {
     char      **field = (char **)(void *)((char *)base + k->offset);
-    const char *s;
+    const char *s = "";
     char       *why = NULL, *copy = NULL;
 
     if (k->nullable && json_object_is_type(v, json_type_null)) {
@@ -694,7 +696,7 @@ static int
 set_enum(const struct config_key *k, void *base, json_object *v,
     const char *path, char **cause)
 {
-    const char *s;
+    const char *s = "";
     char       *list;
     int         i;
 
@@ -756,7 +758,7 @@ set_strv(const struct config_key *k, void *base, json_object *v,
 {
     char      ***field = (char ***)(void *)((char *)base + k->offset);
     char        epath[PATH_MAX_LEN], **vec;
-    const char *s;
+    const char *s = "";
     size_t      n, i;
 
     if (!json_object_is_type(v, json_type_array))
@@ -1042,7 +1044,7 @@ set_methods(void *base, json_object *v, const char *path, char **cause)
 {
     struct route_common *rc = base;
     char                 epath[PATH_MAX_LEN];
-    const char          *s;
+    const char          *s = "";
     unsigned             bits = 0, bit;
     size_t               i, n;
 

@@ -46,7 +46,7 @@ listen_unix(const char *path, mode_t mode, int backlog, char **cause)
         return fail(cause, "unix:%s: path too long", path);
     memset(&sun, 0, sizeof sun);
     sun.sun_family = AF_UNIX;
-    strcpy(sun.sun_path, path);
+    memcpy(sun.sun_path, path, strlen(path) + 1);
 
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
@@ -98,7 +98,7 @@ listen_tcp(const char *addr, int backlog, char **cause)
 
     if (strlen(addr) >= sizeof host)
         return fail(cause, "tcp:%s: address too long", addr);
-    strcpy(host, addr);
+    memcpy(host, addr, strlen(addr) + 1);
     if ((port = strrchr(host, ':')) == NULL)
         return fail(cause, "tcp:%s: expected HOST:PORT", addr);
     *port++ = '\0';

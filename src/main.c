@@ -23,6 +23,7 @@
 #include "config.h"
 #include "listen.h"
 #include "log.h"
+#include "notify.h"
 #include "pool.h"
 #include "token.h"
 #include "util.h"
@@ -290,6 +291,7 @@ wait_idle(struct pool *p, const sigset_t *set, long ms, int *again)
     while (pool_busy(p) > 0) {
         if (token_now_ns() >= end)
             return -1;
+        notify_tick("draining");
         sig = sigtimedwait(set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT) {
             *again = 1;
@@ -324,6 +326,7 @@ main(int argc, char **argv)
         return 0;
     }
     log_level = cfg.log_level;
+    notify_init();
     if (log_access_open(cfg.access_log) != 0) {
         fprintf(stderr, "fcgi-cancel: access_log: %s: %s\n", cfg.access_log,
             strerror(errno));
@@ -387,8 +390,17 @@ main(int argc, char **argv)
         PACKAGE_VERSION, cfg.listen != NULL ? cfg.listen :
         (lfd == 0 ? "fd 0" : "fd 3"), pc.workers, cfg.routes.n);
 
+    notify_ready();
     for (;;) {
-        sig = sigwaitinfo(&set, NULL);
+        struct timespec tick;
+        long            ms;
+
+        /* Wake at least once a second for STATUS= and the watchdog. */
+        notify_tick("serving");
+        ms = notify_tick_ms();
+        tick.tv_sec = ms / 1000;
+        tick.tv_nsec = ms % 1000 * 1000000L;
+        sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGHUP) {
             if (log_reopen() != 0)
                 log_warn("SIGHUP: cannot reopen the access log");
@@ -400,6 +412,7 @@ main(int argc, char **argv)
             break;
     }
 
+    notify_stopping();
     log_info("%s: draining, %d busy, grace %ld ms",
         sig == SIGTERM ? "SIGTERM" : "SIGINT", pool_busy(pool), cfg.grace_ms);
     pool_drain(pool);

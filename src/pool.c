@@ -298,6 +298,7 @@ pool_accept(struct pool *p)
     p->accepting++;
     xmutex_unlock(&p->mtx);
 
+    sa.ss_family = AF_UNSPEC;
     fd = accept4(p->lfd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
     err = errno;
     if (fd < 0 && (err == EMFILE || err == ENFILE || err == ENOBUFS ||

@@ -106,8 +106,10 @@ status_latency(void)
     memcpy(copy, lat_us, n * sizeof copy[0]);
     qsort(copy, n, sizeof copy[0], cmp_u32);
     if (n > 0) {
-        p50 = copy[(n - 1) / 2] / 1000.0;
-        p99 = copy[(n * 99 + 99) / 100 - 1] / 1000.0;
+        size_t i50 = (n - 1) / 2, i99 = (n * 99 + 99) / 100 - 1;
+
+        p50 = copy[i50] / 1000.0;
+        p99 = copy[i99] / 1000.0;
     }
     max = lat_max / 1000.0;
     json_object_object_add(o, "samples", json_object_new_int64(

@@ -282,7 +282,6 @@ watcher_new(int nslots, char **cause)
 {
     struct watcher     *w;
     struct epoll_event  ev;
-    int                 rc;
 
     if ((w = calloc(1, sizeof *w)) == NULL ||
         (w->slots = calloc((size_t)nslots, sizeof *w->slots)) == NULL ||
@@ -305,7 +304,7 @@ watcher_new(int nslots, char **cause)
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
     ev.data.u64 = WATCH_TIMER;
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->timerfd, &ev);
-    if ((rc = pthread_create(&w->thread, NULL, watcher_main, w)) != 0) {
+    if (pthread_create(&w->thread, NULL, watcher_main, w) != 0) {
         *cause = strdup("watcher: cannot create thread");
         goto fail;
     }

@@ -42,7 +42,7 @@ struct route;
 #define EXEC_KILL_GRACE_DEF_MS  2000
 
 /* The largest CGI header block, blank line included. */
-#define CGI_HEADERS_MAX         (64 * 1024)
+#define CGI_HEADERS_MAX         ((size_t)64 * 1024)
 
 /*
  * Read the exec keys of route_obj ("argv", "cwd", "env", "kill_grace_ms",
