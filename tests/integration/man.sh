@@ -10,7 +10,7 @@ set -euo pipefail
 t_setup
 
 command -v mandoc >/dev/null 2>&1 ||
-    { echo "SKIP: mandoc not installed"; exit 77; }
+    t_fail "mandoc not installed (scripts/deps installs it)"
 [ -x "$FCGI_CANCEL" ] || t_fail "server binary not built: $FCGI_CANCEL"
 MAN8=$top_srcdir/man/fcgi-cancel.8
 MAN5=$top_srcdir/man/fcgi-cancel.json.5

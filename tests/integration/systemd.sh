@@ -13,7 +13,7 @@ set -euo pipefail
 t_setup
 
 command -v systemd-analyze >/dev/null 2>&1 ||
-    { echo "SKIP: systemd-analyze not installed (package systemd)"; exit 77; }
+    t_fail "systemd-analyze not installed (package systemd; scripts/deps installs it)"
 ACTIVATE=""
 for c in systemd-socket-activate /lib/systemd/systemd-socket-activate \
          /usr/lib/systemd/systemd-socket-activate \
@@ -24,7 +24,7 @@ for c in systemd-socket-activate /lib/systemd/systemd-socket-activate \
     fi
 done
 [ -n "$ACTIVATE" ] ||
-    { echo "SKIP: systemd-socket-activate not found"; exit 77; }
+    t_fail "systemd-socket-activate not found (package systemd)"
 [ -x "$FCGI_CANCEL" ] || t_fail "server binary not built: $FCGI_CANCEL"
 CONF=$top_srcdir/conf
 
