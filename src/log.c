@@ -131,30 +131,33 @@ log_reopen(void)
     return log_access_open(access_path);
 }
 
+/* Return 1 if log_escape() writes c as it is, 0 if as \xHH. */
+static int
+log_plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 char *
 log_escape(char *dst, size_t size, const char *src)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t            o = 0;
+    const char       *p;
+    size_t            o = 0, full = 0, room;
     unsigned char     c;
 
     if (size == 0)
         return dst;
     if (src == NULL)
         src = "";
+    for (p = src; *p != '\0'; p++)
+        full += log_plain((unsigned char)*p) ? 1 : 4;
+    /* All of it if it fits; else what fits before "..." (if that fits). */
+    room = full < size ? full : size >= 4 ? size - 4 : 0;
     for (; (c = (unsigned char)*src) != '\0'; src++) {
-        int plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-        size_t need = plain ? 1 : 4;
-
-        if (o + need + 4 > size) {
-            if (size >= 4) {
-                o = o + 4 > size ? size - 4 : o;
-                memcpy(dst + o, "...", 3);
-                o += 3;
-            }
+        if (o + (log_plain(c) ? 1 : 4) > room)
             break;
-        }
-        if (plain) {
+        if (log_plain(c)) {
             dst[o++] = (char)c;
         } else {
             dst[o++] = '\\';
@@ -163,6 +166,10 @@ log_escape(char *dst, size_t size, const char *src)
             dst[o++] = hex[c & 15];
         }
     }
-    dst[o < size ? o : size - 1] = '\0';
+    if (full >= size && size >= 4) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o] = '\0';
     return dst;
 }

@@ -68,7 +68,13 @@ typedef void (*watcher_straggler_cb)(void *arg, uint64_t id,
 int         watcher_stragglers(struct watcher *w, watcher_straggler_cb cb,
                 void *arg);
 
-/* Stop watching slot; once it returns the watcher no longer uses tok. */
+/*
+ * Stop watching slot.  A cancel that the watcher decided just before may
+ * still complete on its thread after this returns (it holds its own
+ * reference to tok): the token can turn cancelled, and run its callbacks,
+ * after.  Handlers remove their callbacks (fc_token_off_cancel) before they
+ * return, so nothing of theirs runs late.
+ */
 void        watcher_disarm(struct watcher *w, int slot);
 
 #endif /* WATCHER_H */

@@ -621,6 +621,19 @@ escape_exact(size_t size, const char *src)
 }
 
 /* Control characters, quotes, backslashes and high bytes become \xHH. */
+/* A string that fits is copied whole: never cut, never "...". */
+static void
+test_log_escape_fits(void)
+{
+    char   buf[16];
+    size_t size;
+
+    for (size = 4; size <= 6; size++)
+        CU_ASSERT_STRING_EQUAL(log_escape(buf, size, "abc"), "abc");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, 5, "\n"), "\\x0a");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, 5, "abcde"), "a...");
+}
+
 static void
 test_log_escape_chars(void)
 {
@@ -1103,6 +1116,7 @@ static CU_TestInfo router_tests[] = {
 static CU_TestInfo text_tests[] = {
     { "http_reason", test_http_reason },
     { "log_escape characters", test_log_escape_chars },
+    { "log_escape: what fits is not cut", test_log_escape_fits },
     { "log_escape truncation, sizes 0..40", test_log_escape_truncation },
     CU_TEST_INFO_NULL
 };

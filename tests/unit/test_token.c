@@ -578,33 +578,39 @@ test_off_cancel_waits_for_running(void)
     token_unref(c.tok);
 }
 
+/* Rounds of a race of RACE_THREADS cancels of one token with callbacks. */
+struct race {
+    fc_token            *tok;           /* set by main between rounds */
+    pthread_barrier_t    start, end;    /* RACE_THREADS + main */
+    _Atomic int          stop;
+    _Atomic int          wins;
+    _Atomic int          win_reason;
+    struct hit           hits[RACE_CALLBACKS];
+};
+
 /* One thread of the cancel race, with the reason it cancels with. */
 struct racer {
     struct race     *race;
     enum fc_reason   reason;
 };
 
-/* A race of RACE_THREADS cancels of one token with callbacks registered. */
-struct race {
-    fc_token            *tok;
-    pthread_barrier_t    bar;
-    _Atomic int          wins;
-    _Atomic int          win_reason;
-    struct hit           hits[RACE_CALLBACKS];
-};
-
-/* Thread body: wait on the barrier, then cancel. */
+/* Thread body: each round, cancel between the two barriers. */
 static void *
 racer_main(void *arg)
 {
     struct racer *r = arg;
+    struct race  *race = r->race;
 
-    pthread_barrier_wait(&r->race->bar);
-    if (token_cancel(r->race->tok, r->reason) == 1) {
-        atomic_fetch_add(&r->race->wins, 1);
-        atomic_store(&r->race->win_reason, (int)r->reason);
+    for (;;) {
+        pthread_barrier_wait(&race->start);
+        if (atomic_load(&race->stop))
+            return NULL;
+        if (token_cancel(race->tok, r->reason) == 1) {
+            atomic_fetch_add(&race->wins, 1);
+            atomic_store(&race->win_reason, (int)r->reason);
+        }
+        pthread_barrier_wait(&race->end);
     }
-    return NULL;
 }
 
 /* 8 threads cancel at once: one wins, each callback runs exactly once. */
@@ -615,24 +621,31 @@ test_cancel_race(void)
     struct racer racers[RACE_THREADS];
     pthread_t    t[RACE_THREADS];
     int          round, i, bad_wins = 0, bad_calls = 0, bad_reason = 0;
+    int          bad_handle = 0;
 
+    memset(&race, 0, sizeof race);
+    pthread_barrier_init(&race.start, NULL, RACE_THREADS + 1);
+    pthread_barrier_init(&race.end, NULL, RACE_THREADS + 1);
+    for (i = 0; i < RACE_THREADS; i++) {
+        racers[i].race = &race;
+        racers[i].reason = (enum fc_reason)(FC_CLIENT_GONE +
+            i % (FC_REASON__MAX - 1));
+        if (pthread_create(&t[i], NULL, racer_main, &racers[i]) != 0)
+            abort();            /* the others would wait forever */
+    }
     for (round = 0; round < RACE_ROUNDS; round++) {
-        memset(&race, 0, sizeof race);
-        race.tok = token_new(NULL);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(race.tok);
-        pthread_barrier_init(&race.bar, NULL, RACE_THREADS);
-        for (i = 0; i < RACE_CALLBACKS; i++)
-            CU_ASSERT(fc_token_on_cancel(race.tok, hit_cb, &race.hits[i]) > 0);
-        for (i = 0; i < RACE_THREADS; i++) {
-            racers[i].race = &race;
-            racers[i].reason = (enum fc_reason)(FC_CLIENT_GONE +
-                i % (FC_REASON__MAX - 1));
-            CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, racer_main,
-                &racers[i]), 0);
+        /* The racers wait on the start barrier: nothing touches these. */
+        if ((race.tok = token_new(NULL)) == NULL)
+            abort();
+        atomic_store(&race.wins, 0);
+        atomic_store(&race.win_reason, 0);
+        for (i = 0; i < RACE_CALLBACKS; i++) {
+            memset(&race.hits[i], 0, sizeof race.hits[i]);
+            if (fc_token_on_cancel(race.tok, hit_cb, &race.hits[i]) <= 0)
+                bad_handle++;
         }
-        for (i = 0; i < RACE_THREADS; i++)
-            pthread_join(t[i], NULL);
-        pthread_barrier_destroy(&race.bar);
+        pthread_barrier_wait(&race.start);
+        pthread_barrier_wait(&race.end);
 
         if (atomic_load(&race.wins) != 1)
             bad_wins++;
@@ -647,6 +660,13 @@ test_cancel_race(void)
             bad_reason++;
         token_unref(race.tok);
     }
+    atomic_store(&race.stop, 1);
+    pthread_barrier_wait(&race.start);
+    for (i = 0; i < RACE_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&race.start);
+    pthread_barrier_destroy(&race.end);
+    CU_ASSERT_EQUAL(bad_handle, 0);
     CU_ASSERT_EQUAL(bad_wins, 0);
     CU_ASSERT_EQUAL(bad_calls, 0);
     CU_ASSERT_EQUAL(bad_reason, 0);
