@@ -101,7 +101,7 @@ struct pool {
     pthread_mutex_t      mtx;
     pthread_cond_t       drained;   /* signalled when accepting drops to 0 */
     struct conn         *idle;      /* protected by mtx */
-    int                  draining;  /* protected by mtx */
+    _Atomic int          draining;  /* written under mtx; read anywhere */
     int                  accepting; /* protected by mtx: workers using lfd */
 };
 
@@ -137,15 +137,12 @@ conn_io(FCGX_Request *rq, enum conn_op op, int fd)
     return -1;
 }
 
+/* Is the pool draining?  A lock-free read on every request's path. */
 static int
 pool_draining(struct pool *p)
 {
-    int d;
-
-    xmutex_lock(&p->mtx);
-    d = p->draining;
-    xmutex_unlock(&p->mtx);
-    return d;
+    /* Acquire: pairs with the store in pool_drain(). */
+    return atomic_load_explicit(&p->draining, memory_order_acquire);
 }
 
 /* Close a connection that this worker owns. */
@@ -339,7 +336,8 @@ pool_accept(struct pool *p)
         tv.tv_usec = (p->cfg.read_timeout_ms % 1000) * 1000;
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if ((c = calloc(1, sizeof *c)) == NULL) {
         log_warnx("pool: out of memory, connection dropped");
         close(fd);
@@ -730,7 +728,7 @@ pool_drain(struct pool *p)
         xmutex_unlock(&p->mtx);
         return;
     }
-    p->draining = 1;
+    atomic_store_explicit(&p->draining, 1, memory_order_release);
     if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->lfd, NULL) != 0)
         log_warn("pool: removing the listener");
     /* After this, no worker touches the listening socket again. */
