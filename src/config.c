@@ -31,6 +31,7 @@
 
 #include "config.h"
 #include "handlers/exec.h"
+#include "handlers/module.h"
 #include "handlers/work.h"
 #include "log.h"
 #include "status.h"
@@ -1081,7 +1082,7 @@ static const struct handler_def {
     { "exec", exec_route_build },
     { "status", build_status },
     { "ping", build_ping },
-    { "module", NULL },
+    { "module", module_route_build },
 };
 
 /* Return the handler called name, or NULL. */

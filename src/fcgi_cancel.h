@@ -172,6 +172,51 @@ FC_API int fc_response_json(fc_response *resp, int status, void *json_object);
 FC_API int fc_response_error(fc_response *resp, int status,
     const char *message);
 
+/* ---- modules -------------------------------------------------------- */
+
+/*
+ * A module is a shared object that a "module" route loads with dlopen():
+ *
+ *   { "path": "/primes", "handler": "module", "module": "/abs/primes.so",
+ *     "symbol": "primes_handler", "options": { ... } }
+ *
+ * It defines fc_module_abi with FC_MODULE_DECLARE(), the handler that the
+ * route's "symbol" names (an fc_handler_cb marked FC_API), and optionally
+ * fc_module_init() and fc_module_fini().  Build it with
+ *   cc -shared -fPIC $(pkg-config --cflags --libs fcgi-cancel) mod.c -o mod.so
+ */
+
+/* The ABI version a module was built for; FC_MODULE_DECLARE() defines it. */
+FC_API extern const unsigned int fc_module_abi;
+
+/* Define fc_module_abi as FC_ABI_VERSION; once, at file scope, in a module. */
+#ifdef __cplusplus
+#define FC_MODULE_DECLARE() \
+    extern "C" FC_API const unsigned int fc_module_abi = FC_ABI_VERSION
+#else
+#define FC_MODULE_DECLARE() \
+    FC_API const unsigned int fc_module_abi = FC_ABI_VERSION
+#endif
+
+/*
+ * Optional: called once per route that loads the module, when the
+ * configuration is loaded (at start-up and by -t), on the main thread,
+ * before any request.  options is the route's "options", a json-c
+ * "struct json_object *" of type object (borrowed: json_object_get() what
+ * must outlive the call).  What is stored in *data (NULL before the call)
+ * is the data that the route's handler receives, on many threads at once.
+ * Return 0, or -1 with *error set to a message the caller frees with
+ * free(), or left NULL: the server then refuses the configuration.
+ */
+FC_API int fc_module_init(void *options, void **data, char **error);
+
+/*
+ * Optional: called once per route when the routes are freed (at exit, or
+ * after -t), after the last request, with that route's data; it must stop
+ * whatever the module started, as the module is unloaded next.
+ */
+FC_API void fc_module_fini(void *data);
+
 #ifdef __cplusplus
 }
 #endif

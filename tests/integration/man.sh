@@ -18,7 +18,8 @@ MAN5=$top_srcdir/man/fcgi-cancel.json.5
 # 1. Lint.  (Messages below "warning", such as a reference to a page that
 # is not installed here, are style notes.)
 rc=0
-mandoc -Tlint -W warning "$MAN8" "$MAN5" > "$T/lint.log" 2>&1 || rc=$?
+mandoc -Tlint -W warning "$MAN8" "$MAN5" "$top_srcdir/man/fcgi_cancel.3" \
+    > "$T/lint.log" 2>&1 || rc=$?
 if [ "$rc" -ne 0 ] || [ -s "$T/lint.log" ]; then
     cat "$T/lint.log" >&2
     t_fail "mandoc -Tlint -W warning: status $rc"
@@ -87,7 +88,7 @@ done
 t_ok "fcgi-cancel.json.5 documents the ${#code_keys[@]} keys of the code's tables"
 
 # 5. The handlers a route may name, the reasons, the deadline parameter.
-for w in work exec status ping client_gone aborted write_error deadline \
+for w in work exec module status ping client_gone aborted write_error deadline \
          shutdown FCGI_CANCEL_DEADLINE_MS; do
     grep -qw -- "$w" "$T/fcgi-cancel.json.5.txt" ||
         grep -qw -- "$w" "$T/fcgi-cancel.8.txt" ||

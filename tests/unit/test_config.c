@@ -784,8 +784,8 @@ test_route_errors(void)
         { "{\"path\": \"/x\", \"handler\": \"cgi\"}", "\"handler\"",
             "routes[0].handler: must be work, exec, status, ping or "
             "module" },
-        { "{\"path\": \"/x\", \"handler\": \"module\"}", "\"handler\"",
-            "routes[0].handler: module handler not supported yet" },
+        { "{\"path\": \"/x\", \"handler\": \"module\"}", "{\"path",
+            "routes[0]: missing key \"module\"" },
         { "{\"path\": \"/x\", \"handler\": \"ping\", \"methods\": []}",
             "\"methods\"", "routes[0].methods: must not be empty (leave it "
             "out to allow every method)" },
