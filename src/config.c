@@ -293,6 +293,32 @@ is_delim(char c)
     return c == '\0' || strchr(" \t\r\n,:[]{}\"'/", c) != NULL;
 }
 
+/*
+ * Append the key whose quoted text is p[0..n) to path, spelt as
+ * member_path() spells json-c's key: decoded (so that "w\u006frkers" is
+ * "workers"), escaped for a log, "\"\"" when empty.
+ */
+static int
+path_add_key(struct buf *path, const char *p, size_t n)
+{
+    struct json_tokener *tok;
+    json_object         *o = NULL;
+    char                 k[256];
+
+    if ((tok = json_tokener_new()) != NULL) {
+        o = json_tokener_parse_ex(tok, p, (int)n);
+        json_tokener_free(tok);
+    }
+    if (o != NULL && json_object_is_type(o, json_type_string))
+        log_escape(k, sizeof k, json_object_get_string(o));
+    else                    /* not reached: json-c parsed the file */
+        snprintf(k, sizeof k, "%.*s", (int)(n - 2), p + 1);
+    json_object_put(o);
+    if (*k == '\0')
+        return buf_add(path, "\"\"", 2);
+    return buf_add(path, k, strlen(k));
+}
+
 /* Cut path back to len bytes. */
 static void
 path_cut(struct buf *path, size_t len)
@@ -374,7 +400,7 @@ scan_text(const char *p, size_t len, struct scan *sc)
                 goto open_string;
             path_cut(&path, top->base);
             if ((top->base > 0 && buf_add(&path, ".", 1) != 0) ||
-                buf_add(&path, p + i + 1, j - i - 2) != 0 ||
+                path_add_key(&path, p + i, j - i) != 0 ||
                 scan_add(sc, &path, i) != 0)
                 goto nomem;
             top->want_key = 0;

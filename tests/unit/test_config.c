@@ -534,6 +534,11 @@ test_top_level(void)
     ERR("{\"routes\": [{\"path\": \"/a\", \"handler\": \"ping\",\n"
         "  \"path\": \"/b\"}]}",
         ":2:3: routes[0].path: duplicate key (also at 1:14)");
+    /* The same key spelt another way is the same key to json-c. */
+    ERR("{\"workers\": 1,\n \"w\\u006frkers\": 4096}",
+        ":2:2: workers: duplicate key (also at 1:2)");
+    ERR("{\"workers\": 1,\n 'workers': 4096}",
+        ":2:2: workers: duplicate key (also at 1:2)");
 }
 
 /* ---- keys and values ------------------------------------------------- */
@@ -558,7 +563,7 @@ test_unknown_keys(void)
     free(s);
     /* Odd key names are escaped and still located. */
     ERR("{\"a b\": 1}", ":1:2: a b: unknown key");
-    ERR("{\"\": 1}", ": \"\": unknown key");
+    ERR("{\"\": 1}", ":1:2: \"\": unknown key");
 }
 
 static void

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hold-conns: open many connections to a FastCGI server, optionally send
+ * the same few bytes on each (half a record header, say), and hold them,
+ * noting which ones the server closes and when.  Used by
+ * tests/integration/hostile.sh for "500 idle connections" and "200
+ * connections that send half a header and stall".
+ *
+ *   hold-conns [-n N] [-d FILE [-k K]] [-s SECONDS] [-r READY] [-e] [-N] ADDR
+ *
+ *   ADDR        unix:/path/to.sock or tcp:HOST:PORT (numeric host)
+ *   -n N        connections (default 1)
+ *   -d FILE     send the bytes of FILE on each connection once it is open
+ *   -k K        send only the first K bytes of FILE
+ *   -s SECONDS  hold them this long at most (default 10), then close them
+ *   -r READY    create the file READY once every connection is open and
+ *               its bytes are sent (a test polls for it)
+ *   -e          end early once the server has closed every connection
+ *   -N          never read: leave what the server sends unread (a client
+ *               that stops reading its answers); closes are not seen
+ *
+ * Otherwise whatever the server sends is read and thrown away.  Sending
+ * gives up after 5 s if the server stops reading.  At the end one line
+ * goes to stdout:
+ *   connected=N failed=F closed_by_peer=C open_at_end=O
+ *   close_ms_min=A close_ms_median=B close_ms_max=C
+ * where the close times count from the moment the connection's bytes were
+ * sent (or it was connected, without -d) to the EOF or reset seen.
+ * Exit codes: 0 done, 1 some connection could not be made, 2 bad usage,
+ * 4 other local error.  An alarm() ends the program if it hangs.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONNECT_TIMEOUT_MS  5000
+#define MAX_CONNS           100000
+
+struct conn {
+    int      fd;
+    int64_t  t_sent;    /* ms, CLOCK_MONOTONIC */
+    int64_t  t_closed;  /* 0: still open */
+};
+
+static void usage(void) __attribute__((noreturn));
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: hold-conns [-n N] [-d FILE [-k K]] "
+        "[-s SECONDS] [-r READY] [-e] [-N] ADDR\n");
+    exit(2);
+}
+
+static void
+die(int code, const char *what)
+{
+    fprintf(stderr, "hold-conns: %s: %s\n", what, strerror(errno));
+    exit(code);
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long
+number(const char *s, long min, long max)
+{
+    char *end;
+    long  v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        usage();
+    return v;
+}
+
+/* Read FILE whole; its length in *len. */
+static char *
+slurp(const char *path, size_t *len)
+{
+    char   *b = NULL;
+    size_t  n = 0, cap = 0;
+    ssize_t r;
+    int     fd;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        die(4, path);
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 4096;
+            if ((b = realloc(b, cap)) == NULL)
+                die(4, "realloc");
+        }
+        if ((r = read(fd, b + n, cap - n)) < 0) {
+            if (errno == EINTR)
+                continue;
+            die(4, path);
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    *len = n;
+    return b;
+}
+
+/* Connect one socket to addr (blocking, bounded); -1 on failure. */
+static int
+connect_one(const char *addr)
+{
+    struct sockaddr_storage ss;
+    struct timeval          tv = { CONNECT_TIMEOUT_MS / 1000, 0 };
+    socklen_t               sl;
+    int                     fd, family;
+
+    memset(&ss, 0, sizeof ss);
+    if (strncmp(addr, "unix:", 5) == 0) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+
+        if (strlen(addr + 5) >= sizeof sun->sun_path)
+            usage();
+        sun->sun_family = AF_UNIX;
+        strcpy(sun->sun_path, addr + 5);
+        sl = sizeof *sun;
+        family = AF_UNIX;
+    } else if (strncmp(addr, "tcp:", 4) == 0) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        const char         *colon = strrchr(addr + 4, ':');
+        char                host[64];
+
+        if (colon == NULL || (size_t)(colon - addr - 4) >= sizeof host)
+            usage();
+        memcpy(host, addr + 4, (size_t)(colon - addr - 4));
+        host[colon - addr - 4] = '\0';
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)number(colon + 1, 1, 65535));
+        if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+            usage();
+        sl = sizeof *sin;
+        family = AF_INET;
+    } else {
+        usage();
+    }
+    if ((fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return -1;
+    /* A unix connect blocks while the backlog is full: bound it. */
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Send len bytes of p on fd (blocking, bounded by SO_SNDTIMEO). */
+static int
+send_all(int fd, const char *p, size_t len)
+{
+    ssize_t w;
+
+    while (len > 0) {
+        w = send(fd, p, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct rlimit   rl;
+    struct conn    *c;
+    struct pollfd  *pfd;
+    const char     *data_file = NULL, *ready = NULL;
+    char           *data = NULL, sink[4096];
+    size_t          dlen = 0;
+    long            n = 1, k = -1, secs = 10;
+    int64_t         end, t, *lat;
+    int             opt, early = 0, failed = 0, connected = 0, closed = 0;
+    int             noread = 0;
+    int             i, np, rc;
+
+    while ((opt = getopt(argc, argv, "n:d:k:s:r:eN")) != -1) {
+        switch (opt) {
+        case 'n': n = number(optarg, 1, MAX_CONNS); break;
+        case 'd': data_file = optarg; break;
+        case 'k': k = number(optarg, 0, 1L << 30); break;
+        case 's': secs = number(optarg, 0, 86400); break;
+        case 'r': ready = optarg; break;
+        case 'e': early = 1; break;
+        case 'N': noread = 1; break;
+        default: usage();
+        }
+    }
+    if (optind != argc - 1)
+        usage();
+    signal(SIGPIPE, SIG_IGN);
+    alarm((unsigned)secs + 60);     /* watchdog */
+
+    if (data_file != NULL) {
+        data = slurp(data_file, &dlen);
+        if (k >= 0 && (size_t)k < dlen)
+            dlen = (size_t)k;
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
+        rl.rlim_cur = rl.rlim_max < (rlim_t)n + 16 ? rl.rlim_max :
+            (rlim_t)n + 16;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if ((c = calloc((size_t)n, sizeof *c)) == NULL ||
+        (pfd = calloc((size_t)n, sizeof *pfd)) == NULL ||
+        (lat = calloc((size_t)n, sizeof *lat)) == NULL)
+        die(4, "calloc");
+
+    for (i = 0; i < n; i++) {
+        if ((c[i].fd = connect_one(argv[optind])) < 0) {
+            failed++;
+            continue;
+        }
+        connected++;
+        if (dlen > 0 && send_all(c[i].fd, data, dlen) != 0) {
+            /* the server closed it already: counted as closed below */
+        }
+        c[i].t_sent = now_ms();
+    }
+    if (ready != NULL) {
+        int fd = open(ready, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        if (fd < 0)
+            die(4, ready);
+        close(fd);
+    }
+
+    end = now_ms() + secs * 1000;
+    while (noread && now_ms() < end)
+        usleep(10000);
+    while ((t = now_ms()) < end && !(early && closed == connected)) {
+        for (i = 0, np = 0; i < n; i++) {
+            if (c[i].fd >= 0 && c[i].t_closed == 0) {
+                pfd[np].fd = c[i].fd;
+                pfd[np].events = POLLIN;
+                pfd[np].revents = 0;
+                np++;
+            }
+        }
+        if (np == 0) {
+            usleep(10000);
+            continue;
+        }
+        rc = poll(pfd, (nfds_t)np, (int)(end - t < 100 ? end - t : 100));
+        if (rc < 0 && errno != EINTR)
+            die(4, "poll");
+        if (rc <= 0)
+            continue;
+        t = now_ms();
+        for (i = 0, np = 0; i < n; i++) {
+            ssize_t r;
+
+            if (c[i].fd < 0 || c[i].t_closed != 0)
+                continue;
+            if (pfd[np++].revents == 0)
+                continue;
+            /* Drain what the server sent; EOF or an error is its close. */
+            do
+                r = recv(c[i].fd, sink, sizeof sink, MSG_DONTWAIT);
+            while (r > 0);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+                c[i].t_closed = t;
+                lat[closed++] = t - c[i].t_sent;
+            }
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (c[i].fd >= 0)
+            close(c[i].fd);
+    }
+    qsort(lat, (size_t)closed, sizeof *lat, cmp_i64);
+    printf("connected=%d failed=%d closed_by_peer=%d open_at_end=%d "
+        "close_ms_min=%" PRId64 " close_ms_median=%" PRId64
+        " close_ms_max=%" PRId64 "\n", connected, failed, closed,
+        connected - closed, closed ? lat[0] : -1,
+        closed ? lat[closed / 2] : -1, closed ? lat[closed - 1] : -1);
+    free(c);
+    free(pfd);
+    free(lat);
+    free(data);
+    return failed > 0 ? 1 : 0;
+}
