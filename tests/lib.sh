@@ -74,6 +74,15 @@ t_now_ms() {
     echo "$_T_NOW"
 }
 
+# t_ms_of ISO-TIME: epoch milliseconds (with fraction) of a server log
+# timestamp (UTC, microseconds), comparable with t_now_ms and with
+# http-client's closed_at_ms.
+t_ms_of() {
+    local s
+    s=$(date -u -d "${1%%.*}Z" +%s)
+    awk -v s="$s" -v f="0.${1#*.}" 'BEGIN { sub(/Z$/, "", f); printf "%.3f", s * 1000 + f * 1000 }'
+}
+
 # t_wait_for TIMEOUT_MS CMD...: run CMD every 10 ms until it succeeds
 # (return 0) or TIMEOUT_MS have passed (return 1).  CMD runs at least once.
 t_wait_for() {

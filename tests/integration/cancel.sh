@@ -11,12 +11,6 @@ t_setup
 t_start_server --workers 16
 t_start_nginx
 
-# ms_of ISO-TIME: epoch milliseconds (with fraction) of a log timestamp.
-ms_of() {
-    local s
-    s=$(date -u -d "${1%%.*}Z" +%s)
-    awk -v s="$s" -v f="0.${1#*.}" 'BEGIN { sub(/Z$/, "", f); printf "%.3f", s * 1000 + f * 1000 }'
-}
 
 curl -s "$NGINX_URL/status" > "$T/status-before"
 before_gone=$(jq .cancelled_by_reason.client_gone "$T/status-before")
@@ -62,10 +56,10 @@ for c in "${cases[@]}"; do
     [ "$steps" -eq 2 ] || t_fail "$tp: $steps steps started, expected 2"
     last=$(grep -E " req=$id Working\.\.\. " "$T/server.log" | tail -n 1 |
         cut -d' ' -f1)
-    awk -v a="$(ms_of "$last")" -v b="$closed" 'BEGIN { exit !(a < b) }' ||
+    awk -v a="$(t_ms_of "$last")" -v b="$closed" 'BEGIN { exit !(a < b) }' ||
         t_fail "$tp: a step started after the close"
     ret=$(grep -E " req=$id job cancelled" "$T/server.log" | cut -d' ' -f1)
-    ms=$(awk -v a="$(ms_of "$ret")" -v b="$closed" 'BEGIN { printf "%.1f", a - b }')
+    ms=$(awk -v a="$(t_ms_of "$ret")" -v b="$closed" 'BEGIN { printf "%.1f", a - b }')
     # Generous bound: this is a functional check, bench/ has the figures.
     awk -v m="$ms" 'BEGIN { exit !(m < 500) }' ||
         t_fail "$tp: the job returned $ms ms after the close"

@@ -9,11 +9,6 @@ set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 t_setup
 
-ms_of() {
-    local s
-    s=$(date -u -d "${1%%.*}Z" +%s)
-    awk -v s="$s" -v f="0.${1#*.}" 'BEGIN { sub(/Z$/, "", f); printf "%.3f", s * 1000 + f * 1000 }'
-}
 # cpu_ms PID: user+system CPU time of a process, in milliseconds.
 cpu_ms() {
     awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' \
@@ -51,8 +46,8 @@ t_wait_for 3000 sh -c "[ \$(grep -c 'job cancelled reason=client_gone' '$T/serve
 for fd in "${held[@]}"; do exec {fd}>&-; done
 first=$(grep -m1 "job cancelled reason=client_gone" "$T/server.log" | cut -d" " -f1)
 last=$(grep "job cancelled reason=client_gone" "$T/server.log" | tail -n 1 | cut -d" " -f1)
-took=$(awk -v a="$(ms_of "$last")" -v b="$killed_at" 'BEGIN { printf "%.1f", a - b }')
-spread=$(awk -v a="$(ms_of "$last")" -v b="$(ms_of "$first")" 'BEGIN { printf "%.1f", a - b }')
+took=$(awk -v a="$(t_ms_of "$last")" -v b="$killed_at" 'BEGIN { printf "%.1f", a - b }')
+spread=$(awk -v a="$(t_ms_of "$last")" -v b="$(t_ms_of "$first")" 'BEGIN { printf "%.1f", a - b }')
 awk -v t="$took" 'BEGIN { exit !(t < 100) }' ||
     t_fail "the last of the 50 jobs was cancelled $took ms after the kill"
 t_ok "nginx SIGKILLed: all 50 jobs cancelled (client_gone) within $took ms (first to last: $spread ms)"
