@@ -211,6 +211,23 @@ load_config(const struct options *o, struct config *cfg)
     return 0;
 }
 
+/* Resolve a group name, or a number; return 0, or -1 if there is none. */
+static int
+group_id(const char *name, gid_t *gid)
+{
+    struct group *gr;
+    long          n;
+
+    if ((gr = getgrnam(name)) != NULL) {
+        *gid = gr->gr_gid;
+        return 0;
+    }
+    if (parse_long(name, 0, INT32_MAX, &n) != 0)
+        return -1;
+    *gid = (gid_t)n;
+    return 0;
+}
+
 /*
  * Become user (and group, or the user's group) after binding: started as
  * root, the server keeps no root privilege.  Return 0, or -1 (printed).
@@ -219,7 +236,6 @@ static int
 drop_privileges(const char *user, const char *group)
 {
     struct passwd *pw = NULL;
-    struct group  *gr;
     gid_t          gid;
     long           n;
 
@@ -232,11 +248,7 @@ drop_privileges(const char *user, const char *group)
         return -1;
     }
     if (group != NULL) {
-        if ((gr = getgrnam(group)) != NULL)
-            gid = gr->gr_gid;
-        else if (parse_long(group, 0, INT32_MAX, &n) == 0)
-            gid = (gid_t)n;
-        else {
+        if (group_id(group, &gid) != 0) {
             fprintf(stderr, "fcgi-cancel: group: no group \"%s\"\n", group);
             return -1;
         }
@@ -262,17 +274,14 @@ drop_privileges(const char *user, const char *group)
 static int
 socket_chgrp(const char *path, const char *name)
 {
-    struct group *gr;
-    long          gid;
+    gid_t gid;
 
-    if ((gr = getgrnam(name)) != NULL)
-        gid = (long)gr->gr_gid;
-    else if (parse_long(name, 0, INT32_MAX, &gid) != 0) {
+    if (group_id(name, &gid) != 0) {
         fprintf(stderr, "fcgi-cancel: socket_group: no group \"%s\"\n",
             name);
         return -1;
     }
-    if (chown(path, (uid_t)-1, (gid_t)gid) != 0) {
+    if (chown(path, (uid_t)-1, gid) != 0) {
         fprintf(stderr, "fcgi-cancel: socket_group: %s: %s\n", path,
             strerror(errno));
         return -1;
