@@ -27,6 +27,7 @@
 #define CONFIG_STACK_KB_MAX         65536
 #define CONFIG_PROBE_MS_MIN         10
 #define CONFIG_PROBE_MS_MAX         60000
+#define CONFIG_PARAMS_MAX           (64L << 20)
 #define CONFIG_FILE_MAX             (16L << 20)     /* larger files: error */
 
 struct config {
@@ -37,6 +38,8 @@ struct config {
     long            grace_ms;       /* 0..86400000; 10000 */
     long            max_body_bytes; /* 0..1 TiB; 1048576 */
     long            read_timeout_ms;/* 0..86400000; 30000 */
+    long            max_params_bytes;/* 1024..64 MiB; 1048576 */
+    long            write_timeout_ms;/* 0..86400000; 60000 */
     long            worker_stack_kb;/* 64..65536; 1024 */
     int             log_level;      /* enum log_level; LOG_LEVEL_INFO */
     char           *access_log;     /* NULL: stderr; "off": none; a path */

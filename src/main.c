@@ -7,7 +7,6 @@
  * second one cancels at once; SIGHUP reopens the access log.
  */
 #include <errno.h>
-#include <fcgiapp.h>
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -289,15 +288,19 @@ socket_chgrp(const char *path, const char *name)
     return 0;
 }
 
-/* Wait up to ms for the pool to go idle, answering a second TERM/INT. */
+/*
+ * Wait up to ms for the pool to go idle (with arriving: and for requests
+ * that have begun to arrive), answering a second TERM/INT.
+ */
 static int
-wait_idle(struct pool *p, const sigset_t *set, long ms, int *again)
+wait_idle(struct pool *p, const sigset_t *set, long ms, int arriving,
+    int *again)
 {
     struct timespec ts = { 0, 5 * 1000000L };
     uint64_t        end = token_now_ns() + (uint64_t)ms * 1000000u;
     int             sig;
 
-    while (pool_busy(p) > 0) {
+    while (pool_busy(p) > 0 || (arriving && pool_arriving(p) > 0)) {
         if (token_now_ns() >= end)
             return -1;
         notify_tick("draining");
@@ -342,11 +345,8 @@ main(int argc, char **argv)
         goto fail;
     }
 
-    /* FCGX_Init() installs its own signal handlers: set ours after it. */
-    if (FCGX_Init() != 0) {
-        fprintf(stderr, "fcgi-cancel: FCGX_Init failed\n");
-        goto fail;
-    }
+    /* The pool reads and writes FastCGI records itself (proto.c): no
+     * FCGX_Init(), which would install signal handlers of its own. */
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
@@ -386,6 +386,8 @@ main(int argc, char **argv)
     pc.workers = (int)cfg.workers;
     pc.max_body_bytes = (size_t)cfg.max_body_bytes;
     pc.read_timeout_ms = cfg.read_timeout_ms;
+    pc.max_params_bytes = (size_t)cfg.max_params_bytes;
+    pc.write_timeout_ms = cfg.write_timeout_ms;
     pc.stack_size = (size_t)cfg.worker_stack_kb * 1024;
     pc.allowed_clients = cfg.allowed_clients;
     if ((pool = pool_new(lfd, &pc, &cfg.routes, server_tok, &cause)) ==
@@ -428,11 +430,11 @@ main(int argc, char **argv)
     close(lfd);
     if (unix_path != NULL)
         unlink(unix_path);
-    if (wait_idle(pool, &set, cfg.grace_ms, &again) != 0) {
+    if (wait_idle(pool, &set, cfg.grace_ms, 1, &again) != 0) {
         log_info("%s: cancelling %d jobs with reason shutdown",
             again ? "signal repeated" : "grace period over", pool_busy(pool));
         token_cancel(server_tok, FC_SHUTDOWN);
-        if (wait_idle(pool, &set, STRAGGLER_MS, &again) != 0 &&
+        if (wait_idle(pool, &set, STRAGGLER_MS, 0, &again) != 0 &&
             (busy = pool_busy(pool)) > 0) {
             log_errorx("%d jobs ignore their token; exiting without them",
                 busy);

@@ -4,43 +4,50 @@
  *
  * DESIGN
  * ------
- * A connection holds no worker while it is idle.  All idle workers wait in
- * epoll_wait() on one epoll set (the kernel wakes one waiter per event) that
- * holds the listening socket and every idle connection, each registered
- * EPOLLONESHOT so that exactly one worker takes it:
+ * A connection holds no worker while it is idle, nor while its request is
+ * arriving.  All idle workers wait in epoll_wait() on one epoll set (the
+ * kernel wakes one waiter per event) that holds the listening socket, a
+ * timerfd for read deadlines, and every connection waiting for bytes (or
+ * for room to send), each registered EPOLLONESHOT so that exactly one
+ * worker takes it:
  *
  *   listener readable -> the worker accepts one connection, re-arms the
- *       listener for the others, and serves the connection at once if bytes
- *       are already waiting (nginx writes its request right after connect);
- *   idle connection readable -> the worker serves its next request.
+ *       listener for the others, and reads the connection at once (nginx
+ *       writes its request right after connect);
+ *   connection readable -> the worker reads what is there without blocking
+ *       and feeds it to proto_feed() (proto.c).  If the request is still
+ *       incomplete, the connection goes back to the set and the worker to
+ *       epoll_wait(); once it is whole, the same worker serves it;
+ *   timer -> connections whose request began more than read_timeout_ms ago
+ *       and is not whole are shut down; whoever owns one then reads EOF
+ *       and closes it.
  *
- * Serving a request: libfcgi reads the params and the body (bounded by
- * max_body_bytes and, per read, by SO_RCVTIMEO = read_timeout_ms), the
- * route is matched, a request token is made as a child of the server token,
- * the watcher's slot of this worker is armed, the handler runs on this
- * thread, the slot is disarmed, FCGX_Finish_r() ends the request, and the
- * outcome is counted.  A connection the front end keeps (FCGI_KEEP_CONN) is
- * then served again if its next request is already there, or goes back to
- * the epoll set; so with nginx's upstream keepalive, more kept connections
- * than workers cost nothing but descriptors.
+ * Serving a request: the params and body are in memory, the route is
+ * matched, a request token is made as a child of the server token, the
+ * watcher's slot of this worker is armed, the handler runs on this thread
+ * and writes through a proto_out stream (blocking writes, each bounded by
+ * SO_SNDTIMEO = write_timeout_ms), the slot is disarmed, the response ends
+ * with FCGI_END_REQUEST, and the outcome is counted.  A connection the
+ * front end keeps (FCGI_KEEP_CONN) is then read again, and goes back to the
+ * epoll set when nothing is there; so with nginx's upstream keepalive, more
+ * kept connections than workers cost nothing but descriptors.
  *
- * libfcgi owns one connection at a time per FCGX_Request: conn_io() hands
- * it our descriptor before FCGX_Accept_r() (which then reads from it
- * instead of accepting) and takes it back after FCGX_Finish_r().  It is the
- * one function that touches FCGX_Request's private fields.
- *
- * Locking: `mtx` protects the list of idle connections, `draining` and
- * `accepting` (the workers inside pool_accept(), which pool_drain() waits
- * out so that the caller may close the listening socket).  A connection
- * belongs to exactly one of: a worker (serving it), the idle list (in the
- * epoll set), nobody (closed).  Only its owner closes it.
+ * Locking: `mtx` protects the list of waiting connections, the deadline
+ * list and the timer.  `accepting` (workers inside pool_accept()) and
+ * `draining` are atomics paired Dekker-style (both sequentially
+ * consistent): a worker counts itself in, then checks draining; the
+ * drainer sets draining, then waits for accepting to fall to 0, so after
+ * pool_drain() no worker touches the listening socket.  A connection
+ * belongs to exactly one of: a worker (reading or serving it), the epoll
+ * set (waiting), nobody (closed).  Only its owner closes it; the timer and
+ * pool_drain() only shut it down, under mtx, while it waits.
  */
 #include <errno.h>
 #include <arpa/inet.h>
-#include <fcgiapp.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,6 +56,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include <fcntl.h>
 
@@ -56,6 +64,7 @@
 
 #include "log.h"
 #include "pool.h"
+#include "proto.h"
 #include "request.h"
 #include "router.h"
 #include "status.h"
@@ -63,18 +72,33 @@
 #include "util.h"
 #include "watcher.h"
 
+/* Bytes a worker reads from a connection at a time. */
+#define READ_CHUNK          65536
+
 struct conn {
     int              fd;
     int              in_epoll;      /* registered in p->epfd */
-    int              idle;          /* on the idle list */
-    struct conn     *prev, *next;   /* protected by p->mtx */
+    int              waiting;       /* in the set: on p->waiting (mtx) */
+    int              mid;           /* a request has begun (mtx to read
+                                       from another thread) */
+    int              on_deadlines;  /* on p->deadlines (mtx) */
+    int              counted;       /* counted in p->arriving (mtx) */
+    int              discard;       /* refused: read and drop until EOF */
+    _Atomic int      expired;       /* shut down by its read deadline */
+    uint64_t         t_first;       /* first byte of the request */
+    uint64_t         deadline;      /* of the read; owner only */
+    struct conn     *prev, *next;   /* p->waiting (mtx) */
+    struct conn     *dprev, *dnext; /* p->deadlines (mtx) */
+    struct proto_req rq;            /* the request being read */
+    struct buf       pending;       /* bytes read, not yet consumed */
 };
 
 struct worker {
     struct pool     *pool;
     int              slot;
     pthread_t        thread;
-    FCGX_Request     rq;
+    unsigned char   *scratch;       /* READ_CHUNK bytes */
+    struct proto_out out;
 };
 
 /* An allowed TCP client address (IPv4 kept as IPv4-mapped IPv6). */
@@ -88,7 +112,9 @@ struct pool {
     int                  epfd;
     int                  lfd;
     int                  quitfd;
+    int                  timerfd;
     struct pool_config   cfg;
+    struct proto_limits  limits;
     const struct router *router;
     fc_token            *server_tok;
     struct watcher      *watcher;
@@ -99,107 +125,231 @@ struct pool {
     _Atomic int          quit;
 
     pthread_mutex_t      mtx;
-    pthread_cond_t       drained;   /* signalled when accepting drops to 0 */
-    struct conn         *idle;      /* protected by mtx */
-    _Atomic int          draining;  /* written under mtx; read anywhere */
-    int                  accepting; /* protected by mtx: workers using lfd */
+    pthread_cond_t       drained;   /* accepting fell to 0 while draining */
+    struct conn         *waiting;   /* mtx */
+    int                  arriving;  /* mtx: waiting, request begun */
+    struct conn         *deadlines, *deadlines_tail;  /* mtx; by deadline */
+    _Atomic int          draining;  /* see Locking */
+    _Atomic int          accepting; /* see Locking */
 };
-
-enum conn_op {
-    CONN_ATTACH,        /* give fd to the request before FCGX_Accept_r() */
-    CONN_DETACH,        /* take the fd back after FCGX_Finish_r() */
-    CONN_CLOSE_AFTER    /* make FCGX_Finish_r() close the connection */
-};
-
-/*
- * The one function that touches FCGX_Request's private fields (ipcFd,
- * keepConnection).  CONN_DETACH returns the descriptor if libfcgi left the
- * connection open, else -1 (libfcgi closed it).
- */
-static int
-conn_io(FCGX_Request *rq, enum conn_op op, int fd)
-{
-    switch (op) {
-    case CONN_ATTACH:
-        /* keepConnection = 1: the FCGX_Finish_r() at the start of
-         * FCGX_Accept_r() must not close what we just attached. */
-        rq->ipcFd = fd;
-        rq->keepConnection = 1;
-        return fd;
-    case CONN_DETACH:
-        fd = rq->ipcFd;
-        rq->ipcFd = -1;
-        return fd;
-    case CONN_CLOSE_AFTER:
-        rq->keepConnection = 0;
-        return rq->ipcFd;
-    }
-    return -1;
-}
 
 /* Is the pool draining?  A lock-free read on every request's path. */
 static int
 pool_draining(struct pool *p)
 {
-    /* Acquire: pairs with the store in pool_drain(). */
-    return atomic_load_explicit(&p->draining, memory_order_acquire);
+    return atomic_load(&p->draining);
+}
+
+/* Set the timer to the earliest read deadline (mtx held). */
+static void
+timer_set(struct pool *p)
+{
+    struct itimerspec its = { 0 };
+
+    if (p->deadlines != NULL) {
+        its.it_value.tv_sec = (time_t)(p->deadlines->deadline / 1000000000u);
+        its.it_value.tv_nsec = (long)(p->deadlines->deadline % 1000000000u);
+    }
+    if (timerfd_settime(p->timerfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
+        log_warn("pool: timerfd_settime");
+}
+
+/* Take c off the deadline list (mtx held). */
+static void
+deadline_unlink(struct pool *p, struct conn *c)
+{
+    if (!c->on_deadlines)
+        return;
+    if (c->dprev != NULL)
+        c->dprev->dnext = c->dnext;
+    else
+        p->deadlines = c->dnext;
+    if (c->dnext != NULL)
+        c->dnext->dprev = c->dprev;
+    else
+        p->deadlines_tail = c->dprev;
+    c->on_deadlines = 0;
+}
+
+/* Put c, owned by this worker, on the deadline list (mtx held). */
+static void
+deadline_add(struct pool *p, struct conn *c)
+{
+    c->deadline = c->t_first + (uint64_t)p->cfg.read_timeout_ms * 1000000u;
+    c->dnext = NULL;
+    c->dprev = p->deadlines_tail;
+    if (p->deadlines_tail != NULL)
+        p->deadlines_tail->dnext = c;
+    else
+        p->deadlines = c;
+    p->deadlines_tail = c;
+    c->on_deadlines = 1;
+    if (p->deadlines == c)
+        timer_set(p);
+}
+
+/* Forget c's read deadline (c owned by this worker). */
+static void
+deadline_clear(struct pool *p, struct conn *c)
+{
+    if (c->deadline == 0)
+        return;
+    xmutex_lock(&p->mtx);
+    deadline_unlink(p, c);
+    xmutex_unlock(&p->mtx);
+    c->deadline = 0;
+}
+
+/*
+ * The timer fired: shut down every waiting connection past its read
+ * deadline (the worker that takes its event reads EOF and closes it).
+ * Deadlines are read_timeout_ms after the first byte, so the list is in
+ * order and only its head can be due.
+ */
+static void
+pool_expire(struct pool *p)
+{
+    struct epoll_event ev;
+    struct conn       *c;
+    uint64_t           expirations, now = token_now_ns();
+
+    if (read(p->timerfd, &expirations, sizeof expirations) < 0 &&
+        errno != EAGAIN)
+        log_warn("pool: reading the timer");
+    xmutex_lock(&p->mtx);
+    while ((c = p->deadlines) != NULL && c->deadline <= now) {
+        deadline_unlink(p, c);
+        atomic_store(&c->expired, 1);
+        shutdown(c->fd, SHUT_RDWR);
+    }
+    timer_set(p);
+    xmutex_unlock(&p->mtx);
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.ptr = &p->timerfd;
+    if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->timerfd, &ev) != 0)
+        log_warn("pool: cannot re-arm the timer");
+}
+
+/* Free a connection nobody else can reach. */
+static void
+conn_destroy(struct conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    proto_free(&c->rq);
+    buf_free(&c->pending);
+    free(c);
 }
 
 /* Close a connection that this worker owns. */
 static void
-conn_close(struct conn *c)
+conn_close(struct pool *p, struct conn *c)
 {
-    if (c->fd >= 0)
-        close(c->fd);
-    free(c);
+    deadline_clear(p, c);
+    if (atomic_load(&c->expired) && !c->discard) {
+        atomic_fetch_add_explicit(&stats.read_timeouts, 1,
+            memory_order_relaxed);
+        log_info("pool: connection closed: request not read whole within "
+            "read_timeout_ms (%ld ms)", p->cfg.read_timeout_ms);
+    }
+    conn_destroy(c);
 }
 
-/* Put a connection this worker owns back into the epoll set, idle. */
+/*
+ * Put a connection this worker owns back into the epoll set, to wait for
+ * events (EPOLLIN, or EPOLLOUT while replies are queued).  A request that
+ * has begun gets its read deadline now.
+ */
 static void
-conn_idle(struct pool *p, struct conn *c)
+conn_wait(struct pool *p, struct conn *c, uint32_t events)
 {
     struct epoll_event ev;
 
+    if (c->pending.len == 0)
+        buf_free(&c->pending);          /* idle: no buffer kept */
     xmutex_lock(&p->mtx);
-    if (p->draining) {
+    if (p->draining && (!c->mid || c->discard)) {
         xmutex_unlock(&p->mtx);
-        conn_close(c);
+        conn_close(p, c);
         return;
     }
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+    if (c->mid && c->deadline == 0 && p->cfg.read_timeout_ms > 0)
+        deadline_add(p, c);
+    ev.events = events | EPOLLRDHUP | EPOLLONESHOT;
     ev.data.ptr = c;
     if (epoll_ctl(p->epfd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
         c->fd, &ev) != 0) {
         xmutex_unlock(&p->mtx);
         log_warn("pool: cannot wait on connection");
-        conn_close(c);
+        conn_close(p, c);
         return;
     }
     c->in_epoll = 1;
-    c->idle = 1;
+    c->waiting = 1;
+    if (c->mid && !c->discard) {
+        c->counted = 1;
+        p->arriving++;
+        atomic_fetch_add_explicit(&stats.arriving, 1, memory_order_relaxed);
+    }
     c->prev = NULL;
-    c->next = p->idle;
-    if (p->idle != NULL)
-        p->idle->prev = c;
-    p->idle = c;
+    c->next = p->waiting;
+    if (p->waiting != NULL)
+        p->waiting->prev = c;
+    p->waiting = c;
     xmutex_unlock(&p->mtx);
 }
 
-/* Take an idle connection whose event this worker received. */
+/* Take a waiting connection whose event this worker received. */
 static void
 conn_take(struct pool *p, struct conn *c)
 {
     xmutex_lock(&p->mtx);
-    if (c->idle) {
+    if (c->waiting) {
         if (c->prev != NULL)
             c->prev->next = c->next;
         else
-            p->idle = c->next;
+            p->waiting = c->next;
         if (c->next != NULL)
             c->next->prev = c->prev;
-        c->idle = 0;
+        c->waiting = 0;
+        if (c->counted) {
+            c->counted = 0;
+            p->arriving--;
+            atomic_fetch_sub_explicit(&stats.arriving, 1,
+                memory_order_relaxed);
+        }
     }
     xmutex_unlock(&p->mtx);
+}
+
+/*
+ * After answering a request refused before it was read whole (413, 431):
+ * half-close, then read and drop what the peer still sends until it
+ * closes, so that unread bytes do not turn the close into a reset that
+ * destroys the answer on its way.  The connection waits in the epoll set
+ * meanwhile (it holds no worker), bounded by read_timeout_ms.
+ */
+static void
+conn_discard(struct conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+    c->discard = 1;
+    c->mid = 1;
+    c->t_first = token_now_ns();
+    proto_free(&c->rq);
+    buf_free(&c->pending);
+}
+
+/* Take n consumed bytes off the front of c->pending. */
+static void
+pending_consume(struct conn *c, size_t n)
+{
+    if (n == 0)
+        return;
+    if (n < c->pending.len)
+        memmove(c->pending.data, c->pending.data + n, c->pending.len - n);
+    c->pending.len -= n;
+    c->pending.data[c->pending.len] = '\0';
 }
 
 /* Store sa's address as IPv6 (IPv4 mapped) in a6; 0, or -1 if not IP. */
@@ -274,6 +424,17 @@ pool_allow_parse(struct pool *p, char **list)
     return 0;
 }
 
+/* A worker leaves the listening socket; pool_drain() may be waiting. */
+static void
+accept_leave(struct pool *p)
+{
+    if (atomic_fetch_sub(&p->accepting, 1) == 1 && atomic_load(&p->draining)) {
+        xmutex_lock(&p->mtx);
+        pthread_cond_broadcast(&p->drained);
+        xmutex_unlock(&p->mtx);
+    }
+}
+
 /* Accept one connection; NULL if none (or on error, logged). */
 static struct conn *
 pool_accept(struct pool *p)
@@ -287,14 +448,12 @@ pool_accept(struct pool *p)
     int                     fd, err, one = 1;
     uint64_t                now;
 
-    xmutex_lock(&p->mtx);
-    if (p->draining) {
-        xmutex_unlock(&p->mtx);
+    /* See Locking: either pool_drain() sees us and waits, or we see it. */
+    atomic_fetch_add(&p->accepting, 1);
+    if (atomic_load(&p->draining)) {
+        accept_leave(p);
         return NULL;
     }
-    p->accepting++;
-    xmutex_unlock(&p->mtx);
-
     sa.ss_family = AF_UNSPEC;
     fd = accept4(p->lfd, (struct sockaddr *)&sa, &salen, SOCK_CLOEXEC);
     err = errno;
@@ -309,16 +468,16 @@ pool_accept(struct pool *p)
         }
         usleep(10000);
     }
-    xmutex_lock(&p->mtx);
-    if (!p->draining) {
+    /* Re-arm the listener for the next worker, without a lock: the MOD
+     * wakes that worker at once.  ENOENT: pool_drain() removed it. */
+    if (!atomic_load(&p->draining)) {
         ev.events = EPOLLIN | EPOLLONESHOT;
         ev.data.ptr = &p->lfd;
-        if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->lfd, &ev) != 0)
+        if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->lfd, &ev) != 0 &&
+            errno != ENOENT)
             log_warn("pool: cannot re-arm the listener");
     }
-    if (--p->accepting == 0 && p->draining)
-        pthread_cond_broadcast(&p->drained);
-    xmutex_unlock(&p->mtx);
+    accept_leave(p);
     if (fd < 0) {
         if (err != EAGAIN && err != EINTR && err != ECONNABORTED &&
             err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
@@ -331,10 +490,11 @@ pool_accept(struct pool *p)
         close(fd);
         return NULL;
     }
-    if (p->cfg.read_timeout_ms > 0) {
-        tv.tv_sec = p->cfg.read_timeout_ms / 1000;
-        tv.tv_usec = (p->cfg.read_timeout_ms % 1000) * 1000;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* Reads never block (MSG_DONTWAIT); writes block, this long at most. */
+    if (p->cfg.write_timeout_ms > 0) {
+        tv.tv_sec = p->cfg.write_timeout_ms / 1000;
+        tv.tv_usec = (p->cfg.write_timeout_ms % 1000) * 1000;
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     }
     if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -346,45 +506,6 @@ pool_accept(struct pool *p)
     c->fd = fd;
     atomic_fetch_add_explicit(&stats.connections, 1, memory_order_relaxed);
     return c;
-}
-
-/* Read the request body, at most max + 1 bytes; -1 if stdin failed. */
-static int
-read_body(FCGX_Request *rq, size_t max, char **body, size_t *len,
-    int *too_large)
-{
-    struct buf  b = { 0 };
-    char        chunk[16384];
-    const char *cl = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
-    long        declared;
-    int         n;
-
-    *body = NULL;
-    *len = 0;
-    *too_large = 0;
-    if (cl != NULL && parse_long(cl, 0, LONG_MAX, &declared) == 0 &&
-        (unsigned long)declared > max) {
-        *too_large = 1;
-        return 0;
-    }
-    while ((n = FCGX_GetStr(chunk, sizeof chunk, rq->in)) > 0) {
-        if (b.len + (size_t)n > max) {
-            *too_large = 1;
-            buf_free(&b);
-            return 0;
-        }
-        if (buf_add(&b, chunk, (size_t)n) != 0) {
-            buf_free(&b);
-            return -1;
-        }
-    }
-    if (FCGX_GetError(rq->in) != 0) {
-        buf_free(&b);
-        return -1;
-    }
-    *body = b.data;
-    *len = b.len;
-    return 0;
 }
 
 /*
@@ -443,33 +564,30 @@ finish_cancelled(fc_response *resp, enum fc_reason reason)
 }
 
 /*
- * Serve one request on c.  Return 1 if the connection is still open and
- * ours, 0 if it was closed (c is then freed).
+ * Serve the request read whole on c.  Return 1 if the connection is still
+ * open and ours, 0 if it was closed (c is then freed).
  */
 static int
 worker_request(struct worker *wk, struct conn *c)
 {
     struct pool        *p = wk->pool;
-    FCGX_Request       *rq = &wk->rq;
+    struct proto_req   *pr = &c->rq;
     const struct route *rt = NULL;
     fc_request         *req = NULL;
     fc_response        *resp = NULL;
     fc_token           *tok = NULL;
     enum fc_reason      reason;
     enum outcome        outcome;
-    char               *body;
     char                epath[512], eq[512];
-    size_t              blen;
+    size_t              consume;
     uint64_t            id, t0, t1;
-    int                 too_large, status, result = FC_OK, keep = 1, fd;
+    int                 status, result = FC_OK, keep = 1, refused = 0;
 
-    conn_io(rq, CONN_ATTACH, c->fd);
-    if (FCGX_Accept_r(rq) < 0) {
-        /* libfcgi closed the connection (EOF, timeout, bad record). */
-        if ((fd = conn_io(rq, CONN_DETACH, -1)) >= 0)
-            close(fd);
-        c->fd = -1;
-        conn_close(c);
+    deadline_clear(p, c);
+    /* Answers to records that came with the request (FCGI_CANT_MPX_CONN
+     * for another id, management records) go first. */
+    if (pr->reply.len > 0 && proto_send(c->fd, &pr->reply, 1) < 0) {
+        conn_close(p, c);
         return 0;
     }
     t0 = token_now_ns();
@@ -478,41 +596,51 @@ worker_request(struct worker *wk, struct conn *c)
     atomic_fetch_add_explicit(&stats.in_flight, 1, memory_order_relaxed);
 
     if ((tok = token_new(p->server_tok)) == NULL ||
-        (req = request_new(id, rq->envp)) == NULL ||
-        (resp = response_new(rq->out, tok)) == NULL) {
+        (req = request_new(id, pr->envp)) == NULL ||
+        (resp = response_new(proto_out_open(&wk->out, c->fd, pr->id),
+            tok)) == NULL) {
         log_errorx("req=%llu out of memory", (unsigned long long)id);
         outcome = OUTCOME_FAILED;
         status = 500;
         keep = 0;
         goto done;
     }
+    /* An FCGI_ABORT_REQUEST read right behind the request. */
+    if (c->pending.len > 0 &&
+        watcher_classify((const unsigned char *)c->pending.data,
+        c->pending.len, (int)pr->id, &consume) == WATCH_ABORT) {
+        pending_consume(c, consume);
+        token_cancel(tok, FC_ABORTED);
+    }
 
-    if (read_body(rq, p->cfg.max_body_bytes, &body, &blen, &too_large) != 0) {
-        /* The stream broke while reading: gone, or aborted (libfcgi says
-         * FCGX_PROTOCOL_ERROR when an ABORT_REQUEST replaces stdin). */
-        token_cancel(tok, FCGX_GetError(rq->in) == FCGX_PROTOCOL_ERROR ?
-            FC_ABORTED : FC_CLIENT_GONE);
-        result = FC_CANCELLED;
-        keep = 0;
-    } else if (too_large) {
+    if (pr->reject == PROTO_BODY_TOO_LARGE) {
         fc_response_error(resp, 413, "request body too large");
         keep = 0;
+        refused = 1;
+    } else if (pr->reject == PROTO_PARAMS_TOO_LARGE) {
+        fc_response_error(resp, 431, "request params too large");
+        keep = 0;
+        refused = 1;
     } else {
-        request_set_body(req, body, blen);
+        request_set_body(req, pr->body.data, pr->body.len);
+        pr->body.data = NULL;
+        pr->body.len = pr->body.size = 0;
         if ((rt = router_match(p->router, fc_request_path(req),
             fc_request_method(req), &status)) == NULL) {
             fc_response_error(resp, status, status == 404 ? "not found" :
                 "method not allowed");
-        } else {
+        } else if (!fc_token_cancelled(tok)) {
             struct watch wa = {
-                .fd = c->fd, .reqid = rq->requestId, .id = id, .tok = tok,
-                .deadline_ns = request_deadline(rt, rq->envp, t0),
+                .fd = c->fd, .reqid = (int)pr->id, .id = id, .tok = tok,
+                .deadline_ns = request_deadline(rt, pr->envp, t0),
                 .resp = resp, .probe_ms = rt->probe_ms
             };
 
             watcher_arm(p->watcher, wk->slot, &wa);
             result = rt->fn(req, resp, tok, rt->data);
             watcher_disarm(p->watcher, wk->slot);
+        } else {
+            result = FC_CANCELLED;
         }
     }
 
@@ -537,17 +665,22 @@ worker_request(struct worker *wk, struct conn *c)
             fc_response_flush(resp);
         status = response_get_status(resp);
     }
+    /* The rest of the output, the end of FCGI_STDOUT and FCGI_END_REQUEST
+     * (answering an FCGI_ABORT_REQUEST too; a front end that only
+     * half-closed still reads it).  Fails at once if a write failed. */
+    if (proto_out_end(&wk->out) != 0)
+        keep = 0;
 
 done:
-    /* Params die in FCGX_Finish_r(): log first. */
     stats_end(outcome, tok != NULL ? fc_token_reason(tok) : FC_REASON_NONE);
     atomic_fetch_sub_explicit(&stats.in_flight, 1, memory_order_relaxed);
     if (req != NULL) {
         const char *q = fc_request_param(req, "QUERY_STRING");
+        const char *m = fc_request_method(req);
 
         t1 = token_now_ns();
         log_access("req=%llu %s \"%s%s%s\" %d %.3fms%s%s",
-            (unsigned long long)id, fc_request_method(req),
+            (unsigned long long)id, m != NULL ? m : "-",
             log_escape(epath, sizeof epath, fc_request_path(req)),
             q != NULL && *q != '\0' ? "?" : "",
             log_escape(eq, sizeof eq, q != NULL ? q : ""), status,
@@ -556,46 +689,115 @@ done:
             outcome == OUTCOME_CANCELLED ?
             fc_reason_name(fc_token_reason(tok)) : "");
     }
-    if (!keep || pool_draining(p))
-        conn_io(rq, CONN_CLOSE_AFTER, -1);
-    FCGX_Finish_r(rq);
-    fd = conn_io(rq, CONN_DETACH, -1);
     response_free(resp);
     request_free(req);
     token_unref(tok);
-
-    if (fd < 0) {
-        c->fd = -1;
-        conn_close(c);
+    keep = keep && pr->keep_conn && !pool_draining(p);
+    proto_reset(pr);
+    /* Bytes already read belong to the next request. */
+    c->mid = c->pending.len > 0;
+    c->t_first = token_now_ns();
+    if (refused && proto_out_ok(&wk->out)) {
+        conn_discard(c);
+        return 1;
+    }
+    if (!keep) {
+        conn_close(p, c);
         return 0;
     }
     return 1;
 }
 
-/* Serve the requests of connection c while they are there. */
+/*
+ * Read connection c, which this worker owns, without blocking, and serve
+ * the requests that are whole; give it back to the epoll set when it has
+ * nothing more to read (or no room for the replies), or close it.
+ */
 static void
 worker_serve(struct worker *wk, struct conn *c)
 {
-    struct pool *p = wk->pool;
-    ssize_t      r;
-    char         b;
+    struct pool      *p = wk->pool;
+    enum proto_result res;
+    size_t            used;
+    ssize_t           n;
+    int               sent;
 
     for (;;) {
-        r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
-            conn_idle(p, c);
+        if (c->discard) {
+            n = recv(c->fd, wk->scratch, READ_CHUNK, MSG_DONTWAIT);
+            if (n > 0 || (n < 0 && errno == EINTR))
+                continue;
+            if (n < 0 && errno == EAGAIN) {
+                conn_wait(p, c, EPOLLIN);
+                return;
+            }
+            conn_close(p, c);
             return;
         }
-        if (r <= 0) {
-            conn_close(c);          /* the front end closed it */
+        if (c->rq.reply.len > 0) {
+            if ((sent = proto_send(c->fd, &c->rq.reply, 0)) < 0) {
+                conn_close(p, c);
+                return;
+            }
+            if (sent == 0) {
+                conn_wait(p, c, EPOLLOUT);
+                return;
+            }
+        }
+        if (c->pending.len > 0) {
+            res = proto_feed(&c->rq, &p->limits,
+                (const unsigned char *)c->pending.data, c->pending.len, &used);
+            pending_consume(c, used);
+            if (res == PROTO_READY) {
+                if (!worker_request(wk, c))
+                    return;
+                if (pool_draining(p) && !c->discard) {
+                    conn_close(p, c);
+                    return;
+                }
+                continue;
+            }
+            if (res == PROTO_CLOSE) {
+                log_debug("pool: connection closed: %s", c->rq.error);
+                if (c->rq.reply.len > 0)
+                    proto_send(c->fd, &c->rq.reply, 0);
+                conn_close(p, c);
+                return;
+            }
+            if (c->rq.reply.len > 0)
+                continue;       /* send the answers before reading on */
+        }
+        n = recv(c->fd, wk->scratch, READ_CHUNK, MSG_DONTWAIT);
+        if (n > 0) {
+            if (!c->mid) {
+                c->mid = 1;
+                c->t_first = token_now_ns();
+            }
+            if (buf_add(&c->pending, wk->scratch, (size_t)n) != 0) {
+                log_warnx("pool: out of memory, connection closed");
+                conn_close(p, c);
+                return;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            /* Nothing begun and nothing owed (management records only):
+             * the connection is idle again, with no read deadline. */
+            if (c->pending.len == 0 && c->rq.state == PROTO_BEGIN &&
+                c->rq.reply.len == 0) {
+                c->mid = 0;
+                deadline_clear(p, c);
+            }
+            conn_wait(p, c, EPOLLIN);
             return;
         }
-        if (!worker_request(wk, c))
-            return;
-        if (pool_draining(p)) {
-            conn_close(c);
-            return;
-        }
+        /* End of file, reset, or shut down by the read deadline. */
+        if (c->mid && !atomic_load(&c->expired))
+            log_debug("pool: connection closed in the middle of a request");
+        conn_close(p, c);
+        return;
     }
 }
 
@@ -608,7 +810,6 @@ worker_main(void *arg)
     struct conn        *c;
     int                 n;
 
-    FCGX_InitRequest(&wk->rq, -1, 0);
     for (;;) {
         n = epoll_wait(p->epfd, &ev, 1, -1);
         if (n < 0) {
@@ -620,6 +821,10 @@ worker_main(void *arg)
             continue;
         if (ev.data.ptr == &p->quitfd)
             break;
+        if (ev.data.ptr == &p->timerfd) {
+            pool_expire(p);
+            continue;
+        }
         if (ev.data.ptr == &p->lfd) {
             if ((c = pool_accept(p)) == NULL)
                 continue;
@@ -654,7 +859,10 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     p->lfd = lfd;
     p->router = router;
     p->server_tok = server_tok;
-    p->epfd = p->quitfd = -1;
+    p->epfd = p->quitfd = p->timerfd = -1;
+    p->limits.max_params = cfg->max_params_bytes;
+    p->limits.max_body = cfg->max_body_bytes;
+    p->limits.max_reqs = cfg->workers;
     p->cfg.allowed_clients = NULL;      /* parsed below; not kept */
     xmutex_init(&p->mtx);
     pthread_cond_init(&p->drained, NULL);
@@ -670,7 +878,9 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
         goto fail;
     }
     if ((p->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-        (p->quitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        (p->quitfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+        (p->timerfd = timerfd_create(CLOCK_MONOTONIC,
+        TFD_CLOEXEC | TFD_NONBLOCK)) < 0) {
         snprintf(msg, sizeof msg, "epoll: %s", strerror(errno));
         goto fail;
     }
@@ -683,6 +893,9 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     ev.events = EPOLLIN;    /* level-triggered: wakes every worker */
     ev.data.ptr = &p->quitfd;
     epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->quitfd, &ev);
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.ptr = &p->timerfd;
+    epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timerfd, &ev);
 
     if ((p->watcher = watcher_new(cfg->workers, cause)) == NULL)
         goto fail_cause;
@@ -698,6 +911,11 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     for (i = 0; i < cfg->workers; i++) {
         p->workers[i].pool = p;
         p->workers[i].slot = i;
+        if ((p->workers[i].scratch = malloc(READ_CHUNK)) == NULL) {
+            pthread_attr_destroy(&attr);
+            snprintf(msg, sizeof msg, "out of memory");
+            goto fail;
+        }
         rc = pthread_create(&p->workers[i].thread, &attr, worker_main,
             &p->workers[i]);
         if (rc != 0) {
@@ -728,15 +946,18 @@ pool_drain(struct pool *p)
         xmutex_unlock(&p->mtx);
         return;
     }
-    atomic_store_explicit(&p->draining, 1, memory_order_release);
+    atomic_store(&p->draining, 1);      /* see Locking */
     if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->lfd, NULL) != 0)
         log_warn("pool: removing the listener");
     /* After this, no worker touches the listening socket again. */
-    while (p->accepting > 0)
+    while (atomic_load(&p->accepting) > 0)
         pthread_cond_wait(&p->drained, &p->mtx);
-    /* Idle kept connections: the worker that gets the EOF closes them. */
-    for (c = p->idle; c != NULL; c = c->next)
-        shutdown(c->fd, SHUT_RDWR);
+    /* Idle connections: the worker that gets the EOF closes them.  Those
+     * whose request is arriving are left to finish it (or time out). */
+    for (c = p->waiting; c != NULL; c = c->next) {
+        if (!c->mid || c->discard)
+            shutdown(c->fd, SHUT_RDWR);
+    }
     xmutex_unlock(&p->mtx);
 }
 
@@ -744,6 +965,17 @@ int
 pool_busy(struct pool *p)
 {
     return atomic_load_explicit(&p->busy, memory_order_acquire);
+}
+
+int
+pool_arriving(struct pool *p)
+{
+    int n;
+
+    xmutex_lock(&p->mtx);
+    n = p->arriving;
+    xmutex_unlock(&p->mtx);
+    return n;
 }
 
 void
@@ -760,17 +992,23 @@ pool_free(struct pool *p)
         log_warn("pool: waking workers");
     for (i = 0; i < p->started; i++)
         pthread_join(p->workers[i].thread, NULL);
+    if (p->workers != NULL) {
+        for (i = 0; i < p->cfg.workers; i++)
+            free(p->workers[i].scratch);
+    }
     free(p->workers);
     stats_set_watcher(NULL);
     watcher_free(p->watcher);
-    while ((c = p->idle) != NULL) {
-        p->idle = c->next;
-        conn_close(c);
+    while ((c = p->waiting) != NULL) {
+        p->waiting = c->next;
+        conn_destroy(c);
     }
     if (p->epfd >= 0)
         close(p->epfd);
     if (p->quitfd >= 0)
         close(p->quitfd);
+    if (p->timerfd >= 0)
+        close(p->timerfd);
     pthread_cond_destroy(&p->drained);
     xmutex_destroy(&p->mtx);
     free(p->allow);

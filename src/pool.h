@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pool.h - the worker pool: N threads that accept FastCGI connections, read
- * requests with libfcgi, run the route's handler under a cancel token
+ * requests without blocking (proto.c), run the route's handler under a cancel token
  * watched by the watcher, and account for how each request ended.
  */
 #ifndef POOL_H
@@ -16,7 +16,10 @@ struct router;
 struct pool_config {
     int         workers;            /* threads */
     size_t      max_body_bytes;     /* larger bodies get 413 */
-    long        read_timeout_ms;    /* bound on reading one request */
+    size_t      max_params_bytes;   /* larger params get 431 */
+    long        read_timeout_ms;    /* bound on reading one request, from
+                                       its first byte; 0: none */
+    long        write_timeout_ms;   /* bound on each blocked write; 0: none */
     size_t      stack_size;         /* worker stack, bytes */
     char      **allowed_clients;    /* TCP peers allowed (IP addresses,
                                        NULL-terminated); NULL: any */
@@ -43,6 +46,12 @@ void         pool_drain(struct pool *p);
 
 /* Return the number of workers busy with a connection now. */
 int          pool_busy(struct pool *p);
+
+/*
+ * Return the number of connections waiting for the rest of a request that
+ * has begun (they hold no worker; pool_drain() lets them finish).
+ */
+int          pool_arriving(struct pool *p);
 
 /* Stop every worker (they must be idle or about to be) and free the pool. */
 void         pool_free(struct pool *p);

@@ -2,9 +2,10 @@
 /*
  * request.c - what a handler sees of a request (params, path, decoded query,
  * body) and the response writer.  Every byte of a response goes through
- * response_put(), the one place where a failed write is noticed (libfcgi
- * reports the first failure and then silently returns 0 from later flushes,
- * so the stream's error is checked after every call); the public functions
+ * response_put(), the one place where a failed write is noticed (the
+ * FCGX_Stream API reports the first failure and then returns 0 from later
+ * flushes, so the stream's error is checked after every call); the public
+ * functions
  * then cancel the request's token with FC_WRITE_ERROR, once, after letting
  * go of the response's lock.
  *
@@ -70,7 +71,9 @@ static const struct {
     { 403, "Forbidden" }, { 404, "Not Found" },
     { 405, "Method Not Allowed" }, { 408, "Request Timeout" },
     { 409, "Conflict" }, { 413, "Content Too Large" },
-    { 429, "Too Many Requests" }, { 499, "Client Closed Request" },
+    { 429, "Too Many Requests" },
+    { 431, "Request Header Fields Too Large" },
+    { 499, "Client Closed Request" },
     { 500, "Internal Server Error" }, { 502, "Bad Gateway" },
     { 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
 };

@@ -27,15 +27,16 @@ int          query_parse(const char *qs, struct query_arg **args, size_t *n);
 void         query_free(struct query_arg *args, size_t n);
 
 /*
- * Return a new request for params envp (owned by the caller's FCGX_Request
- * and valid until FCGX_Finish_r), or NULL on allocation failure.
+ * Return a new request for params envp (owned by the caller, valid until
+ * request_free()), or NULL on allocation failure.
  */
 fc_request  *request_new(uint64_t id, char **envp);
 void         request_free(fc_request *req);
 
 /*
  * Return the request's params as NULL-terminated "NAME=VALUE" strings,
- * valid until FCGX_Finish_r() (for handlers that pass them all on, as exec).
+ * valid until the request ends (for handlers that pass them all on, as
+ * exec).
  */
 char       **request_envp(const fc_request *req);
 

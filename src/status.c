@@ -42,6 +42,8 @@ stats_init(int workers)
     atomic_store(&stats.in_flight, 0);
     atomic_store(&stats.busy, 0);
     atomic_store(&stats.connections, 0);
+    atomic_store(&stats.arriving, 0);
+    atomic_store(&stats.read_timeouts, 0);
     stats.workers = workers;
     stats.start_ns = token_now_ns();
     xmutex_lock(&lat_mtx);
@@ -176,6 +178,9 @@ status_json(void)
         atomic_load_explicit(&stats.busy, memory_order_relaxed)));
     json_object_object_add(root, "workers", w);
     json_object_object_add(root, "connections", u64(&stats.connections));
+    json_object_object_add(root, "arriving", json_object_new_int64(
+        atomic_load_explicit(&stats.arriving, memory_order_relaxed)));
+    json_object_object_add(root, "read_timeouts", u64(&stats.read_timeouts));
     json_object_object_add(root, "cancel_latency", status_latency());
     /* Jobs still running although cancelled: they ignore their token. */
     r = json_object_new_array();

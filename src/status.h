@@ -27,6 +27,8 @@ struct stats {
     _Atomic int64_t     in_flight;
     _Atomic int64_t     busy;
     _Atomic uint64_t    connections;
+    _Atomic int64_t     arriving;       /* requests begun, not yet whole */
+    _Atomic uint64_t    read_timeouts;  /* closed by read_timeout_ms */
     int                 workers;
     uint64_t            start_ns;
 };

@@ -5,7 +5,7 @@
  *
  * DESIGN
  * ------
- * libfcgi never reads a connection again once the request body is read, so
+ * The pool reads a connection only until its request is whole (proto.c), so
  * on its own a worker learns of a gone client only when a write fails, if
  * it ever writes.  The watcher fills that gap.  Each worker owns one slot;
  * after it has read a request's body it arms its slot with the connection,
@@ -20,8 +20,8 @@
  *     half-close.
  *   - readable: peek at the bytes.  A whole FCGI_ABORT_REQUEST record for
  *     the request's id is consumed (so a kept connection stays in step) and
- *     cancels with FC_ABORTED; the worker's FCGX_Finish_r() then answers it
- *     with FCGI_END_REQUEST.  Anything else is left for libfcgi to read
+ *     cancels with FC_ABORTED; the worker's proto_out_end() then answers it
+ *     with FCGI_END_REQUEST.  Anything else is left for the pool to read
  *     later and never cancels; being edge-triggered, stray bytes wake the
  *     thread once per arrival instead of spinning it.
  *   - deadlines: one timerfd set to the earliest deadline (or probe tick)

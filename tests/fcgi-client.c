@@ -384,7 +384,7 @@ struct options {
     unsigned id;
     int keep_conn;
     long nreq;
-    int64_t abort_ms, close_ms, half_ms, reset_ms;
+    int64_t abort_ms, close_ms, half_ms, reset_ms, finish_ms;
     const char *raw_file;
     int stall;
     int64_t timeout_ms;
@@ -421,6 +421,7 @@ static void usage(void)
         "  -R FILE       send the raw bytes of FILE instead of a request\n"
         "                (and nothing else; -S is then a no-op)\n"
         "  -S            stall: do not send the final empty FCGI_STDIN record\n"
+        "  -L MS         send that record MS ms after the rest (implies -S)\n"
         "  -s ADDR       TCP: connect from this local IP address\n"
         "  -Z            do not pad records to a multiple of 8 bytes\n"
         "  -t MS         overall timeout (default 30000, 0 = none), exit 3\n"
@@ -510,10 +511,11 @@ static void parse_options(int argc, char **argv, struct options *o)
     o->id = 1;
     o->nreq = 1;
     o->abort_ms = o->close_ms = o->half_ms = o->reset_ms = -1;
+    o->finish_ms = -1;
     o->timeout_ms = 30000;
 
     opterr = 0;
-    while ((c = getopt(argc, argv, ":u:m:p:P:x:B:b:i:kn:a:c:h:r:R:s:SZt:qw:")) != -1) {
+    while ((c = getopt(argc, argv, ":u:m:p:P:x:B:b:i:kn:a:c:h:r:R:s:SL:Zt:qw:")) != -1) {
         switch (c) {
         case 'u':
             o->uri = optarg;
@@ -607,6 +609,10 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->raw_file = optarg;
             break;
         case 'S':
+            o->stall = 1;
+            break;
+        case 'L':
+            o->finish_ms = opt_ms(optarg, 'L');
             o->stall = 1;
             break;
         case 's':
@@ -847,7 +853,7 @@ struct timer {
     int fired;
 };
 
-enum { T_ABORT, T_CLOSE, T_HALF, T_RESET, T_COUNT };
+enum { T_ABORT, T_CLOSE, T_HALF, T_RESET, T_FINISH, T_COUNT };
 
 struct client {
     const struct options *o;
@@ -1016,6 +1022,14 @@ static void fire_timers(struct client *cl, int64_t now)
             fputs("abort_sent\n", stderr);
         }
     }
+    if (!t[T_FINISH].fired && t[T_FINISH].delay >= 0 &&
+        now >= cl->sent_at + t[T_FINISH].delay) {
+        t[T_FINISH].fired = 1;
+        if (!cl->write_dead && !cl->shut_done) {
+            put_record(&cl->out, FCGI_STDIN, o->id, NULL, 0);
+            fputs("stdin_end_sent\n", stderr);
+        }
+    }
     if (!t[T_HALF].fired && t[T_HALF].delay >= 0 &&
         now >= cl->sent_at + t[T_HALF].delay) {
         t[T_HALF].fired = 1;
@@ -1059,6 +1073,7 @@ int main(int argc, char **argv)
     cl.timers[T_CLOSE].delay = o.close_ms;
     cl.timers[T_HALF].delay = o.half_ms;
     cl.timers[T_RESET].delay = o.reset_ms;
+    cl.timers[T_FINISH].delay = o.finish_ms;
 
     if (o.raw_file != NULL) {
         unsigned char *raw;

@@ -1,115 +1,338 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_fcgi.c - libFuzzer target for the FastCGI input path as pool.c
- * drives it: the bytes a client sends on its connection, read by libfcgi
- * (FCGX_Accept_r() on a descriptor handed over before the call, params,
- * then the body with FCGX_GetStr()), then request_new() on the params, a
- * response written and FCGX_Finish_r(), up to four requests on one kept
- * connection.  This is the one parser of untrusted bytes that is not ours:
- * libfcgi is Debian's shared library, not instrumented, so the fuzzer
- * explores it blindly from the seeds; ASan still sees its heap, the stack
- * protector its stack, and LeakSanitizer what it leaks.
+ * fuzz_fcgi.c - libFuzzer target for proto_feed() (proto.c), which reads
+ * the FastCGI records a client sends on its connection: bytes from anyone
+ * who can reach the socket.
  *
- * Input: the bytes the client sends, then end of file.
+ * Input: the bytes the client sends, as they are (so the seeds are plain
+ * FastCGI streams).  A hash of the input picks how they arrive: one time
+ * in 16 the stream is the input repeated 8 times (a reply of more than
+ * PROTO_REPLY_MAX needs more bytes than max_len allows), and the chunks
+ * are drawn from a generator seeded by the hash: one byte at a time, up
+ * to 8, up to 64, or sizes of every class mixed, up to 4096.
  *
- * On libfcgi 2.4.2-2+deb12u1 the regression inputs corpus/fuzz_fcgi/
- * regress-* fail: regress-get-values-4-names (ProcessManagementRecord
- * writes past its 64-byte stack buffer: "stack smashing detected"),
- * regress-params-length-overflow (ReadParams: the size of a 1 GiB name
- * plus a 1 GiB value overflows an int, malloc() fails, Malloc() asserts),
- * regress-unknown-type-leak (48 bytes leaked per management record of an
- * unknown type).  tests/fuzz/run does not run this target unless named.
+ * The stream is fed twice as pool.c's worker_serve() feeds it: whole
+ * (from an exactly sized copy, so that ASan sees any read past the end),
+ * then chunk by chunk into a pending buffer of which proto_feed()'s *used
+ * bytes are taken off.  Before each feed the reply is "sent" (appended to
+ * a transcript, then dropped); on PROTO_READY the request is checked, its
+ * params given to request_new() and its body to request_set_body() as
+ * worker_request() does, then proto_reset() and feeding goes on with what
+ * is left; on PROTO_CLOSE the connection ends.  Checked: the contract of
+ * proto.h for each result (*used within what was given, a partial record
+ * only left over by PROTO_MORE, `error` with PROTO_CLOSE only, the reply
+ * bounded near PROTO_REPLY_MAX), every request read (envp NULL-terminated,
+ * every entry "NAME=value" with a name, params within max_params, body
+ * within max_body, a declared CONTENT_LENGTH over max_body rejected, a
+ * rejected request empty), and that both feedings give the same
+ * transcript: the same replies, the same requests, at the same points.
+ * Small limits (max_params 4096, max_body 8192) so that inputs reach them.
  */
-#include <fcgiapp.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <fastcgi.h>
+
+#include "proto.h"
 #include "request.h"
+#include "util.h"
 
 #define CHECK(cond) do { if (!(cond)) { \
     fprintf(stderr, "fuzz_fcgi: %s:%d: check failed: %s\n", \
         __FILE__, __LINE__, #cond); abort(); } } while (0)
 
-#define MAX_REQUESTS    4
+#define MAX_PARAMS  4096
+#define MAX_BODY    8192
+#define REPEAT      8
+/* The largest record one input record makes proto_feed() add to a reply
+ * (a GET_VALUES_RESULT of the three variables is 8 + 71 bytes). */
+#define REPLY_RECORD_MAX    (8 + 128)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
+static const struct proto_limits lim = {
+    .max_params = MAX_PARAMS, .max_body = MAX_BODY, .max_reqs = 16
+};
+
+/* What one feeding of the connection yields. */
+struct run {
+    struct buf  ev;         /* a line per request read and per close */
+    struct buf  out;        /* every reply byte, in order */
+};
+
+/* FNV-1a. */
+static uint32_t
+hash(const uint8_t *d, size_t n)
 {
-    /* libfcgi waits this long for the peer at close: here it has left. */
-    setenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT", "0", 1);
-    CHECK(FCGX_Init() == 0);
-    signal(SIGPIPE, SIG_IGN);
-    return 0;
+    uint32_t h = 2166136261u;
+    size_t   i;
+
+    for (i = 0; i < n; i++)
+        h = (h ^ d[i]) * 16777619u;
+    return h;
 }
 
-/* Serve one request on rq, as worker_request() does, on a connection
- * that carried sent bytes; 0 if served. */
-static int
-serve(FCGX_Request *rq, size_t sent)
+/* xorshift32 (never seeded with 0). */
+static uint32_t
+next(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static void
+add(struct buf *b, const void *p, size_t n)
+{
+    CHECK(buf_add(b, p, n) == 0);
+}
+
+/* Send r's reply: into run->out. */
+static void
+send_reply(struct run *run, struct proto_req *r)
+{
+    if (r->reply.len > 0)
+        add(&run->out, r->reply.data, r->reply.len);
+    buf_free(&r->reply);
+}
+
+/* The value of the first "name=" entry of envp, or NULL. */
+static const char *
+param(char **envp, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (; *envp != NULL; envp++) {
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    }
+    return NULL;
+}
+
+/* Check the request r read, record it in run, serve it as pool.c does. */
+static void
+ready(struct run *run, struct proto_req *r)
 {
     fc_request *req;
-    const char *v;
-    char        chunk[4096];
-    int         n;
-    size_t      body = 0;
+    const char *cl, *eq;
+    size_t      i, bytes = 0;
+    uint64_t    n = 0;
 
-    if (FCGX_Accept_r(rq) < 0)
-        return -1;
-    /* Params: what request.c and pool.c read. */
-    CHECK((req = request_new(1, rq->envp)) != NULL);
+    CHECK(r->state == PROTO_DONE);
+    CHECK(r->error == NULL);
+    CHECK(r->id > 0 && r->id <= 0xffff);
+    CHECK(r->keep_conn == 0 || r->keep_conn == 1);
+    CHECK(r->reject == PROTO_OK || r->reject == PROTO_BODY_TOO_LARGE ||
+        r->reject == PROTO_PARAMS_TOO_LARGE);
+    CHECK(r->envp != NULL);
+    CHECK(r->body.len <= MAX_BODY);
+    for (i = 0; r->envp[i] != NULL; i++) {
+        CHECK(i < MAX_PARAMS / 2);
+        eq = strchr(r->envp[i], '=');
+        CHECK(eq != NULL && eq != r->envp[i]);
+        bytes += strlen(r->envp[i]) + 1;
+        CHECK(bytes <= MAX_PARAMS);
+    }
+    if (r->reject != PROTO_OK)
+        CHECK(r->body.len == 0);
+    if (r->reject == PROTO_PARAMS_TOO_LARGE)
+        CHECK(r->envp[0] == NULL);
+    if (r->reject == PROTO_OK &&
+        (cl = param(r->envp, "CONTENT_LENGTH")) != NULL &&
+        cl[0] != '\0' && strspn(cl, "0123456789") == strlen(cl)) {
+        for (; *cl != '\0' && n <= MAX_BODY; cl++)
+            n = n * 10 + (uint64_t)(*cl - '0');
+        CHECK(n <= MAX_BODY);
+    }
+
+    CHECK(buf_printf(&run->ev, "READY id=%u keep=%d reject=%d at=%zu "
+        "body=%zu\n", r->id, r->keep_conn, (int)r->reject, run->out.len,
+        r->body.len) == 0);
+    add(&run->ev, r->body.data != NULL ? r->body.data : "", r->body.len);
+    for (i = 0; r->envp[i] != NULL; i++)
+        CHECK(buf_printf(&run->ev, "\n%s", r->envp[i]) == 0);
+    add(&run->ev, "\n", 1);
+
+    /* worker_request(): the params and the body go to the request. */
+    CHECK((req = request_new(1, r->envp)) != NULL);
     CHECK(fc_request_path(req)[0] == '/');
-    v = fc_request_query(req, "steps");
-    (void)v;
-    v = FCGX_GetParam("CONTENT_LENGTH", rq->envp);
-    (void)v;
-    /* The body, to its end or an error; never more than was sent. */
-    while ((n = FCGX_GetStr(chunk, sizeof chunk, rq->in)) > 0)
-        body += (size_t)n;
-    CHECK(body <= sent);
-    (void)FCGX_GetError(rq->in);
+    CHECK(fc_request_method(req) != NULL);
+    if (r->reject == PROTO_OK) {
+        request_set_body(req, r->body.data, r->body.len);
+        r->body.data = NULL;
+        r->body.len = r->body.size = 0;
+    }
     request_free(req);
-    FCGX_PutStr("Status: 200 OK\r\n\r\nok", 21, rq->out);
-    FCGX_Finish_r(rq);
-    return 0;
+}
+
+/*
+ * Check one proto_feed() of len bytes at p that returned res with *used;
+ * the reply was empty before it.
+ */
+static void
+check_feed(const struct proto_req *r, enum proto_result res,
+    const unsigned char *p, size_t len, size_t used)
+{
+    const unsigned char *rest = p + used;
+    size_t               left = len - used;
+
+    CHECK(used <= len);
+    CHECK(r->reply.len < PROTO_REPLY_MAX + REPLY_RECORD_MAX);
+    if (res == PROTO_CLOSE) {
+        CHECK(r->error != NULL);
+        return;
+    }
+    CHECK(res == PROTO_MORE || res == PROTO_READY);
+    CHECK(r->error == NULL);
+    if (res == PROTO_MORE && r->reply.len < PROTO_REPLY_MAX) {
+        /* all but a partial record consumed (and a partial one is of
+         * version 1, or it would have closed) */
+        CHECK(left < FCGI_HEADER_LEN ||
+            (rest[0] == FCGI_VERSION_1 &&
+            left < FCGI_HEADER_LEN + (((size_t)rest[4] << 8) | rest[5]) +
+            rest[6]));
+        CHECK(r->state != PROTO_DONE);
+    }
+}
+
+/* Feed all of d[0..len) at once, going on after each request. */
+static void
+feed_whole(const unsigned char *d, size_t len, struct run *run)
+{
+    struct proto_req  r;
+    enum proto_result res;
+    size_t            off = 0, used;
+
+    memset(&r, 0, sizeof r);
+    for (;;) {
+        send_reply(run, &r);
+        res = proto_feed(&r, &lim, d + off, len - off, &used);
+        check_feed(&r, res, d + off, len - off, used);
+        off += used;
+        if (res == PROTO_READY) {
+            send_reply(run, &r);
+            ready(run, &r);
+            proto_reset(&r);
+            continue;
+        }
+        if (res == PROTO_CLOSE) {
+            send_reply(run, &r);
+            CHECK(buf_printf(&run->ev, "CLOSE at=%zu %s\n", run->out.len,
+                r.error) == 0);
+            break;
+        }
+        if (r.reply.len == 0)
+            break;              /* a partial record, or nothing, is left */
+    }
+    proto_free(&r);
+}
+
+/* Size of the next chunk of at most left bytes. */
+static size_t
+chunk(uint32_t *rng, int mode, size_t left)
+{
+    uint32_t x = next(rng);
+    size_t   n;
+
+    switch (mode == 3 ? (int)(x & 3) : mode) {
+    case 0:
+        n = 1;
+        break;
+    case 1:
+        n = 1 + (x >> 8) % 8;
+        break;
+    case 2:
+        n = 1 + (x >> 8) % 64;
+        break;
+    default:
+        n = 1 + (x >> 8) % 4096;
+        break;
+    }
+    return n < left ? n : left;
+}
+
+/* Feed d[0..len) in chunks into a pending buffer, as worker_serve(). */
+static void
+feed_chunks(const unsigned char *d, size_t len, uint32_t seed, struct run *run)
+{
+    struct proto_req  r;
+    struct buf        pending = { 0 };
+    enum proto_result res;
+    uint32_t          rng = seed | 1;
+    size_t            off = 0, n, used;
+    int               mode = (int)(seed >> 4) & 3, closed = 0;
+
+    memset(&r, 0, sizeof r);
+    while (off < len && !closed) {
+        n = chunk(&rng, mode, len - off);
+        add(&pending, d + off, n);
+        off += n;
+        for (;;) {
+            send_reply(run, &r);
+            if (pending.len == 0)
+                break;
+            res = proto_feed(&r, &lim, (const unsigned char *)pending.data,
+                pending.len, &used);
+            check_feed(&r, res, (const unsigned char *)pending.data,
+                pending.len, used);
+            /* pool.c's pending_consume() */
+            if (used > 0) {
+                memmove(pending.data, pending.data + used,
+                    pending.len - used);
+                pending.len -= used;
+            }
+            if (res == PROTO_READY) {
+                send_reply(run, &r);
+                ready(run, &r);
+                proto_reset(&r);
+                continue;
+            }
+            if (res == PROTO_CLOSE) {
+                send_reply(run, &r);
+                CHECK(buf_printf(&run->ev, "CLOSE at=%zu %s\n",
+                    run->out.len, r.error) == 0);
+                closed = 1;
+                break;
+            }
+            if (r.reply.len == 0)
+                break;          /* a partial record: read more */
+        }
+    }
+    proto_free(&r);
+    buf_free(&pending);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    FCGX_Request rq;
-    ssize_t      w;
-    size_t       off = 0;
-    int          sv[2], i;
+    struct run     whole = { { 0 }, { 0 } }, pieces = { { 0 }, { 0 } };
+    unsigned char *stream;
+    uint32_t       h = hash(data, size);
+    size_t         len = size, i;
 
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-    /* The whole input fits the socket buffer (max_len is 64 KiB). */
-    while (off < size) {
-        w = write(sv[1], data + off, size - off);
-        CHECK(w > 0);
-        off += (size_t)w;
-    }
-    shutdown(sv[1], SHUT_WR);
+    if ((h >> 28) == 0 && size > 0)
+        len = size * REPEAT;
+    /* an exact copy: a read past the end is a heap overflow */
+    CHECK((stream = malloc(len > 0 ? len : 1)) != NULL);
+    for (i = 0; i < len; i += size)
+        memcpy(stream + i, data, size);
 
-    CHECK(FCGX_InitRequest(&rq, -1, 0) == 0);
-    for (i = 0; i < MAX_REQUESTS; i++) {
-        /* pool.c's conn_io(CONN_ATTACH): read this descriptor. */
-        rq.ipcFd = sv[0];
-        rq.keepConnection = 1;
-        if (serve(&rq, size) != 0 || rq.ipcFd < 0)
-            break;              /* libfcgi closed it */
-    }
-    if (rq.ipcFd >= 0)
-        close(rq.ipcFd);        /* pool.c's conn_io(CONN_DETACH) + close */
-    rq.ipcFd = -1;
-    FCGX_Free(&rq, 0);
-    close(sv[1]);
+    feed_whole(stream, len, &whole);
+    feed_chunks(stream, len, h, &pieces);
+    CHECK(whole.ev.len == pieces.ev.len &&
+        (whole.ev.len == 0 ||
+        memcmp(whole.ev.data, pieces.ev.data, whole.ev.len) == 0));
+    CHECK(whole.out.len == pieces.out.len &&
+        (whole.out.len == 0 ||
+        memcmp(whole.out.data, pieces.out.data, whole.out.len) == 0));
+
+    buf_free(&whole.ev);
+    buf_free(&whole.out);
+    buf_free(&pieces.ev);
+    buf_free(&pieces.out);
+    free(stream);
     return 0;
 }

@@ -52,3 +52,22 @@ done
 [ "$(t_log_count 'job cancelled reason=shutdown')" -eq 3 ] ||
     t_fail "expected 3 jobs cancelled with reason shutdown"
 t_ok "long jobs cancelled with shutdown after the grace period (exit after $took ms)"
+
+# 3. A request that has begun to arrive when SIGTERM comes, with no job
+#    running, is read whole and served before the server exits; idle
+#    connections are closed at once.
+t_start_server --workers 2 --grace-ms 5000
+t_fcgi -u /ping -L 800 -t 5000 > "$T/late.out" 2>&1 &
+late=$!
+t_fcgi -u /status -t 2000 > "$T/status.out" 2>&1 || true
+t_wait_for 3000 sh -c "'$FCGI_CLIENT' -u /status -t 2000 '$FCGI_ADDR' 2>/dev/null | grep -q '\"arriving\":1'" ||
+    t_fail "the stalled request is not counted in /status arriving: $(cat "$T/status.out")"
+start=$(t_now_ms)
+t_stop_server TERM 5000 || t_fail "server still running 5 s after SIGTERM"
+took=$(( $(t_now_ms) - start ))
+[ "$SERVER_STATUS" -eq 0 ] || t_fail "exit status $SERVER_STATUS"
+rc=0
+wait "$late" || rc=$?
+[ "$rc" -eq 0 ] && grep -q '^pong' "$T/late.out" ||
+    t_fail "the arriving request was not served (exit $rc): $(cat "$T/late.out")"
+t_ok "a request arriving at SIGTERM is read whole and served; exit after $took ms"
