@@ -275,7 +275,10 @@ conn_wait(struct pool *p, struct conn *c, uint32_t events)
     }
     if (c->mid && c->deadline == 0 && p->cfg.read_timeout_ms > 0)
         deadline_add(p, c);
-    ev.events = events | EPOLLRDHUP | EPOLLONESHOT;
+    /* Not EPOLLRDHUP with EPOLLOUT: a peer that half-closed and does not
+     * read would wake a worker again and again until the deadline. */
+    ev.events = events | EPOLLONESHOT |
+        ((events & EPOLLIN) != 0 ? EPOLLRDHUP : 0);
     ev.data.ptr = c;
     if (epoll_ctl(p->epfd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
         c->fd, &ev) != 0) {
@@ -723,6 +726,14 @@ worker_serve(struct worker *wk, struct conn *c)
     int               sent;
 
     for (;;) {
+        /* The read deadline, also for a peer that sends without pause
+         * (the timer only sees connections that wait). */
+        if (c->mid && p->cfg.read_timeout_ms > 0 && token_now_ns() -
+            c->t_first > (uint64_t)p->cfg.read_timeout_ms * 1000000u) {
+            atomic_store(&c->expired, 1);
+            conn_close(p, c);
+            return;
+        }
         if (c->discard) {
             n = recv(c->fd, wk->scratch, READ_CHUNK, MSG_DONTWAIT);
             if (n > 0 || (n < 0 && errno == EINTR))

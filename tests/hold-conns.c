@@ -6,7 +6,8 @@
  * tests/integration/hostile.sh for "500 idle connections" and "200
  * connections that send half a header and stall".
  *
- *   hold-conns [-n N] [-d FILE [-k K]] [-s SECONDS] [-r READY] [-e] [-N] ADDR
+ *   hold-conns [-n N] [-d FILE [-k K]] [-s SECONDS] [-r READY] [-e] [-N] [-H]
+ *              ADDR
  *
  *   ADDR        unix:/path/to.sock or tcp:HOST:PORT (numeric host)
  *   -n N        connections (default 1)
@@ -18,6 +19,7 @@
  *   -e          end early once the server has closed every connection
  *   -N          never read: leave what the server sends unread (a client
  *               that stops reading its answers); closes are not seen
+ *   -H          half-close (shutdown SHUT_WR) once the bytes are sent
  *
  * Otherwise whatever the server sends is read and thrown away.  Sending
  * gives up after 5 s if the server stops reading.  At the end one line
@@ -66,7 +68,7 @@ static void
 usage(void)
 {
     fprintf(stderr, "usage: hold-conns [-n N] [-d FILE [-k K]] "
-        "[-s SECONDS] [-r READY] [-e] [-N] ADDR\n");
+        "[-s SECONDS] [-r READY] [-e] [-N] [-H] ADDR\n");
     exit(2);
 }
 
@@ -216,10 +218,10 @@ main(int argc, char **argv)
     long            n = 1, k = -1, secs = 10;
     int64_t         end, t, *lat;
     int             opt, early = 0, failed = 0, connected = 0, closed = 0;
-    int             noread = 0;
+    int             noread = 0, half = 0;
     int             i, np, rc;
 
-    while ((opt = getopt(argc, argv, "n:d:k:s:r:eN")) != -1) {
+    while ((opt = getopt(argc, argv, "n:d:k:s:r:eNH")) != -1) {
         switch (opt) {
         case 'n': n = number(optarg, 1, MAX_CONNS); break;
         case 'd': data_file = optarg; break;
@@ -228,6 +230,7 @@ main(int argc, char **argv)
         case 'r': ready = optarg; break;
         case 'e': early = 1; break;
         case 'N': noread = 1; break;
+        case 'H': half = 1; break;
         default: usage();
         }
     }
@@ -260,6 +263,8 @@ main(int argc, char **argv)
         if (dlen > 0 && send_all(c[i].fd, data, dlen) != 0) {
             /* the server closed it already: counted as closed below */
         }
+        if (half)
+            shutdown(c[i].fd, SHUT_WR);
         c[i].t_sent = now_ms();
     }
     if (ready != NULL) {

@@ -335,6 +335,15 @@ t_stop_server() {
 }
 
 # t_fcgi ARGS...: run tests/fcgi-client ARGS... against the server socket.
+# t_cpu_ms [PID]: the CPU time of a process (default: the server), all
+# threads, user + system, in milliseconds.
+t_cpu_ms() {
+    local s f
+    read -r s < "/proc/${1:-$SERVER_PID}/stat"
+    read -r -a f <<< "${s##*) }"     # f[0] is field 3, the state
+    echo $(( (f[11] + f[12]) * 1000 / $(getconf CLK_TCK) ))
+}
+
 t_fcgi() {
     "$FCGI_CLIENT" "$@" "$FCGI_ADDR"
 }

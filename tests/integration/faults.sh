@@ -9,12 +9,6 @@ set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 t_setup
 
-# cpu_ms PID: user+system CPU time of a process, in milliseconds.
-cpu_ms() {
-    awk -v hz="$(getconf CLK_TCK)" '{ print int(($14 + $15) * 1000 / hz) }' \
-        "/proc/$1/stat"
-}
-
 cat > "$T/conf.json" <<JSON
 { "routes": [
     { "path": "/status", "handler": "status" },
@@ -89,10 +83,10 @@ for i in $(seq 1 60); do
 done
 t_wait_for 3000 grep -q 'accept (backing off)' "$T/emfile.log" ||
     t_fail "no accept failure logged"
-c0=$(cpu_ms "$epid")
+c0=$(t_cpu_ms "$epid")
 t0=$(t_now_ms)
 t_wait_for 1500 sh -c "[ \$(( \$(date +%s%3N) - $t0 )) -ge 1000 ]"
-c1=$(cpu_ms "$epid")
+c1=$(t_cpu_ms "$epid")
 [ $((c1 - c0)) -lt 200 ] || t_fail "busy loop: $((c1 - c0)) ms of CPU in 1 s"
 n=$(grep -c 'accept (backing off)' "$T/emfile.log")
 [ "$n" -le 5 ] || t_fail "accept failure logged $n times (no rate limit)"

@@ -503,6 +503,20 @@ else
         "$((READ_TIMEOUT_MS + 2000)) ms"
 fi
 wait "$HOLD_PID" || true
+# The same, half-closed after the records: the server must not spin on
+# the half-close while the answers wait for room (until the deadline).
+cpu0=$(t_cpu_ms)
+hold noreader_half 1 -d "$T/mgmt.bin" -k 262144 -N -H \
+    -s $(( READ_TIMEOUT_MS / 1000 + 2 ))
+wait "$HOLD_PID" || true
+cpu=$(( $(t_cpu_ms) - cpu0 ))
+if [ "$cpu" -le 300 ]; then
+    t_ok "the same, half-closed: $cpu ms of server CPU in" \
+         "$(( READ_TIMEOUT_MS / 1000 + 2 )) s"
+else
+    finding "a half-closed client that does not read its answers cost" \
+        "$cpu ms of server CPU in $(( READ_TIMEOUT_MS / 1000 + 2 )) s"
+fi
 control_more 2
 
 phase idle

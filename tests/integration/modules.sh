@@ -104,13 +104,6 @@ get() {
     curl -s -o "$T/body" -w '%{http_code}' --max-time 30 "$NGINX_URL$1"
 }
 
-# cpu_ms: the server's CPU time so far (all threads, user + system), ms.
-cpu_ms() {
-    local s f
-    read -r s < "/proc/$SERVER_PID/stat"
-    read -r -a f <<< "${s##*) }"     # f[0] is field 3, the state
-    echo $(( (f[11] + f[12]) * 1000 / $(getconf CLK_TCK) ))
-}
 
 # gone_is N: true if /status counts N client_gone cancels.
 gone_is() {
@@ -140,13 +133,13 @@ t_ok "primes: exact counts (n=100: 25, default n=20000000: 1270607), 400" \
     "beyond max_n"
 
 gone0=$(t_status .cancelled_by_reason.client_gone)
-cpu0=$(cpu_ms)
+cpu0=$(t_cpu_ms)
 "$HTTP_CLIENT" -c 500 -t 10000 127.0.0.1 "$NGINX_PORT" \
     '/primes?n=2000000000' > "$T/closed" 2>/dev/null ||
     t_fail "http-client failed"
-cpu1=$(cpu_ms)
+cpu1=$(t_cpu_ms)
 sleep 0.3                   # the window measured, not a readiness wait
-cpu2=$(cpu_ms)
+cpu2=$(t_cpu_ms)
 # At least a clock tick: the job did run (even on a loaded machine).
 [ $(( cpu1 - cpu0 )) -gt 0 ] ||
     t_fail "the job did not use the CPU before the close"

@@ -179,7 +179,7 @@ activate "127.0.0.1:$port"
 t_wait_for 5000 sh -c "'$FCGI_CLIENT' -q -u /ping -t 2000 \
     'tcp:127.0.0.1:$port' 2>/dev/null" ||
     t_fail "no answer on the activated TCP socket"
-t_log_has 'serving on fd 3 ' || t_fail "TCP: not serving on fd 3"
+t_wait_for 3000 t_log_has "serving on fd 3 " || t_fail "TCP: not serving on fd 3"
 t_stop_server TERM 5000 && [ "$SERVER_STATUS" -eq 0 ] ||
     t_fail "TCP: stop"
 t_ok "a passed TCP socket (127.0.0.1:$port) serves the same way"
