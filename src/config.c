@@ -1432,25 +1432,73 @@ config_default_routes(struct config *c)
     return router_defaults(&c->routes);
 }
 
+/* A configuration file's text, kept to be parsed more than once. */
+struct config_source {
+    char           *path;
+    struct text     t;
+};
+
+struct config_source *
+config_read(const char *path, char **cause)
+{
+    struct config_source *src;
+
+    *cause = NULL;
+    if ((src = calloc(1, sizeof *src)) == NULL ||
+        (src->path = strdup(path)) == NULL) {
+        free(src);
+        fail(cause, path, "out of memory");
+        return NULL;
+    }
+    if (text_read(path, &src->t, cause) != 0) {
+        config_source_free(src);
+        return NULL;
+    }
+    return src;
+}
+
+void
+config_source_free(struct config_source *src)
+{
+    if (src == NULL)
+        return;
+    free(src->t.buf);
+    free(src->path);
+    free(src);
+}
+
 int
 config_load(struct config *c, const char *path, char **cause)
 {
+    struct config_source *src;
+    int                   rc;
+
+    if ((src = config_read(path, cause)) == NULL)
+        return -1;
+    rc = config_parse(c, src, cause);
+    config_source_free(src);
+    return rc;
+}
+
+int
+config_parse(struct config *c, const struct config_source *src,
+    char **cause)
+{
     struct config   tmp;
-    struct text     t = { 0 };
     struct scan     sc;
     json_object    *root = NULL;
+    const char     *path = src->path;
+    const struct text *tp = &src->t;
     char           *err = NULL;
     int             rc = -1;
 
     *cause = NULL;
-    if (text_read(path, &t, cause) != 0)
-        return -1;
-    if (text_parse(path, &t, &sc, &root, cause) != 0)
+    if (text_parse(path, tp, &sc, &root, cause) != 0)
         goto out;
     config_init(&tmp);
     if (keys_apply(config_keys, nitems(config_keys), &tmp, root, "",
         UNKNOWN_ERROR, &err) != 0) {
-        locate(cause, path, &t, &sc, err);
+        locate(cause, path, tp, &sc, err);
         config_free(&tmp);
         goto out;
     }
@@ -1465,6 +1513,5 @@ config_load(struct config *c, const char *path, char **cause)
 out:
     json_object_put(root);
     scan_free(&sc);
-    free(t.buf);
     return rc;
 }

@@ -70,6 +70,17 @@ void    config_init(struct config *c);
 int     config_load(struct config *c, const char *path, char **cause);
 
 /*
+ * config_load() in two steps, for a file parsed more than once (main.c
+ * parses it again, without root, to load modules): read the file (NULL
+ * with *cause set on failure), then parse it as config_load() does.
+ */
+struct config_source;
+struct config_source *config_read(const char *path, char **cause);
+int     config_parse(struct config *c, const struct config_source *src,
+            char **cause);
+void    config_source_free(struct config_source *src);
+
+/*
  * Append the default routes (the recipe's three, /status, /ping) to c,
  * for a config that has none.  Return 0, or -1 if memory ran out.
  */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "handlers/module.h"
 #include "listen.h"
 #include "log.h"
 #include "notify.h"
@@ -159,16 +160,22 @@ parse_options(int argc, char **argv, struct options *o)
 
 /*
  * Build the configuration: the file (or the defaults), then the options.
- * Return 0, or -1 with the reason printed.
+ * The file's modules are not loaded yet (load_modules() does that, after
+ * the privilege drop); its text is kept in *src for that.  Return 0, or -1
+ * with the reason printed.
  */
 static int
-load_config(const struct options *o, struct config *cfg)
+load_config(const struct options *o, struct config *cfg,
+    struct config_source **src)
 {
     char *cause = NULL;
 
     config_init(cfg);
+    *src = NULL;
     if (o->config != NULL) {
-        if (config_load(cfg, o->config, &cause) != 0) {
+        module_defer(1);
+        if ((*src = config_read(o->config, &cause)) == NULL ||
+            config_parse(cfg, *src, &cause) != 0) {
             fprintf(stderr, "%s\n", cause != NULL ? cause : "out of memory");
             free(cause);
             return -1;
@@ -207,6 +214,37 @@ load_config(const struct options *o, struct config *cfg)
         free(cause);
         return -1;
     }
+    return 0;
+}
+
+/*
+ * Load the modules of the configuration's module routes: parse its text
+ * again, this time loading them (and running their fc_module_init()), as
+ * the user the server now is, and take the routes of that parse.  Errors
+ * read as in the first parse (FILE:LINE:COL: ...).  Return 0, or -1
+ * (printed).
+ */
+static int
+load_modules(struct config *cfg, const struct config_source *src)
+{
+    struct config  tmp;
+    struct router  r;
+    char          *cause = NULL;
+
+    if (src == NULL)
+        return 0;
+    module_defer(0);
+    config_init(&tmp);
+    if (config_parse(&tmp, src, &cause) != 0) {
+        fprintf(stderr, "%s\n", cause != NULL ? cause : "out of memory");
+        free(cause);
+        config_free(&tmp);
+        return -1;
+    }
+    r = cfg->routes;
+    cfg->routes = tmp.routes;
+    tmp.routes = r;
+    config_free(&tmp);
     return 0;
 }
 
@@ -323,17 +361,27 @@ main(int argc, char **argv)
     struct sigaction    sa;
     fc_token           *server_tok;
     sigset_t            set;
+    struct config_source *src = NULL;
     char               *cause = NULL, *unix_path = NULL;
     int                 lfd, sig, again = 0, busy;
 
     if (parse_options(argc, argv, &o) != 0)
         return 1;
-    if (load_config(&o, &cfg) != 0) {
+    if (load_config(&o, &cfg, &src) != 0) {
+        config_source_free(src);
         config_free(&cfg);
         return 1;
     }
     if (o.test) {
+        /* As at start-up: modules are loaded as the user it would be. */
+        if ((geteuid() == 0 && drop_privileges(cfg.user, cfg.group) != 0) ||
+            load_modules(&cfg, src) != 0) {
+            config_source_free(src);
+            config_free(&cfg);
+            return 1;
+        }
         printf("OK\n");
+        config_source_free(src);
         config_free(&cfg);
         return 0;
     }
@@ -377,8 +425,11 @@ main(int argc, char **argv)
     if (unix_path != NULL && cfg.socket_group != NULL &&
         socket_chgrp(unix_path, cfg.socket_group) != 0)
         goto fail_listen;
-    if (drop_privileges(cfg.user, cfg.group) != 0)
+    if (drop_privileges(cfg.user, cfg.group) != 0 ||
+        load_modules(&cfg, src) != 0)
         goto fail_listen;
+    config_source_free(src);
+    src = NULL;
     if ((server_tok = token_new(NULL)) == NULL) {
         fprintf(stderr, "fcgi-cancel: out of memory\n");
         goto fail_listen;
@@ -455,6 +506,7 @@ fail_listen:
         unlink(unix_path);
     free(unix_path);
 fail:
+    config_source_free(src);
     config_free(&cfg);
     log_access_open(NULL);
     return 1;

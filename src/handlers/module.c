@@ -48,6 +48,9 @@ struct module_opts {
     json_object        *options;        /* borrowed from the route object */
 };
 
+/* Set by module_defer(): build module routes without loading them. */
+static int module_deferred;
+
 static int check_module(const char *, char **);
 static int check_symbol(const char *, char **);
 static int set_options(void *, json_object *, const char *, char **);
@@ -198,6 +201,24 @@ module_load(struct module_route *m, const struct module_opts *mo,
     return -1;
 }
 
+void
+module_defer(int on)
+{
+    module_deferred = on;
+}
+
+/* The handler of a route built by module_defer(1): never served. */
+static int
+module_unloaded(fc_request *req, fc_response *resp, fc_token *tok,
+    void *data)
+{
+    (void)req;
+    (void)tok;
+    (void)data;
+    fc_response_error(resp, 500, "module not loaded");
+    return FC_OK;
+}
+
 int
 module_route_build(struct route *rt, json_object *route_obj,
     const char *where, char **cause)
@@ -221,6 +242,14 @@ module_route_build(struct route *rt, json_object *route_obj,
     if (mo.options == NULL &&
         (mo.options = empty = json_object_new_object()) == NULL) {
         module_fail(cause, where, "out of memory");
+        goto out;
+    }
+    if (module_deferred) {
+        /* Checked, not loaded: a route of a configuration that is parsed
+         * again (main.c), never served. */
+        rt->fn = module_unloaded;
+        rt->handler_name = "module";
+        ret = 0;
         goto out;
     }
     if ((m = calloc(1, sizeof *m)) == NULL ||

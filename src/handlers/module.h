@@ -6,7 +6,9 @@
  * A route names the object ("module", an absolute path), the handler in
  * it ("symbol") and the options handed to its fc_module_init() ("options",
  * a JSON object, {} by default).  The object is loaded when the
- * configuration is (so at start-up and by -t), with RTLD_NOW | RTLD_LOCAL:
+ * configuration is (so at start-up and by -t; main.c parses the file a
+ * second time for that, after the privilege drop, the first time with
+ * module_defer(1)), with RTLD_NOW | RTLD_LOCAL:
  * an unresolved symbol is an error then, not in the middle of a request,
  * and two modules do not see each other's symbols.  The module finds the
  * fc_* functions in the daemon, which exports them and nothing else.
@@ -35,6 +37,12 @@ struct route;
  */
 int     module_route_build(struct route *rt, json_object *route_obj,
             const char *where, char **cause);
+
+/*
+ * With on, module_route_build() checks a route's keys but loads nothing
+ * (the route's handler answers 500: it is not meant to be served).
+ */
+void    module_defer(int on);
 
 /*
  * Free what module_route_build() stored in rt->data: call the module's

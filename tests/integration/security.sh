@@ -39,13 +39,21 @@ t_ok "allowed_clients: 127.0.0.2 closed at accept (logged), 127.0.0.1 served"
 
 # ---- privilege drop ------------------------------------------------------------
 if [ "$(id -u)" -eq 0 ]; then
+    # whoami.so refuses to initialise as root; a copy in $T, which nobody
+    # can reach (the build tree may not be).
+    cp "$top_builddir/tests/modules/whoami.so" "$T/whoami.so"
+    chmod 755 "$T/whoami.so"
     cat > "$T/drop.json" <<JSON
 { "user": "nobody", "group": "nogroup",
   "routes": [
     { "path": "/ping", "handler": "ping" },
     { "path": "/id", "handler": "exec", "output": "raw",
-      "content_type": "text/plain", "argv": ["/usr/bin/id", "-u"] } ] }
+      "content_type": "text/plain", "argv": ["/usr/bin/id", "-u"] },
+    { "path": "/whoami", "handler": "module", "module": "$T/whoami.so",
+      "symbol": "whoami_handler" } ] }
 JSON
+    out=$("$FCGI_CANCEL" -t --config "$T/drop.json" 2>&1) ||
+        t_fail "-t as root, user nobody, a module: $out"
     t_start_server --config "$T/drop.json"
     uid=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$SERVER_PID/status")
     gid=$(awk '/^Gid:/ { print $2, $3, $4, $5 }' "/proc/$SERVER_PID/status")
@@ -58,7 +66,11 @@ JSON
     out=$(t_fcgi -u /id 2>/dev/null | tail -n 1)
     [ "$out" = "$nobody" ] || t_fail "exec child runs as uid $out"
     [ "$(stat -c %U "$SERVER_SOCK")" = root ] || t_fail "socket not created before the drop"
-    t_ok "user/group: runs as nobody:nogroup after binding as root; its programs too"
+    out=$(t_fcgi -u /whoami 2>/dev/null | tail -n 1)
+    [ "$out" = "init=$nobody handler=$nobody" ] ||
+        t_fail "module: $out (expected init and handler as $nobody)"
+    t_ok "user/group: runs as nobody:nogroup after binding as root; its" \
+         "programs too; modules load and initialise as nobody (-t too)"
     t_stop_server TERM 5000
 else
     # Not root (a developer's run): asking for a user must fail clearly.
