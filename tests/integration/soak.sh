@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Soak: a bounded mixed load through nginx (SOAK_SECONDS, default 120):
-# tiny requests on kept connections, plus long jobs of which a random 30 %
-# are abandoned at a random time, by close or by reset.  At the end:
-# accepted == completed + cancelled + failed, in_flight back to 0, no
-# failed request, and the server's RSS and open descriptors within 5 % of
-# their value after the first 30 s.  Figures in the output.
+# tiny requests on kept connections, plus long jobs (the three work
+# styles, an exec program that starts a grandchild, the primes module) of
+# which a random 30 % are abandoned at a random time, by close or by
+# reset.  At the end: accepted == completed + cancelled + failed,
+# in_flight back to 0, no failed request, no child process left, and the
+# server's RSS and open descriptors within 5 % of their value after the
+# first 30 s.  Figures in the output.
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 t_setup
@@ -14,8 +16,33 @@ WARM=$(( SECS / 4 < 30 ? SECS / 4 : 30 ))
 
 # 16 workers: the load keeps at most ~6 requests in flight, and idle
 # workers only add warm-up noise (their allocator caches and stacks).
-t_start_server --workers 16
+cat > "$T/soak.json" <<JSON
+{ "routes": [
+    { "path": "/cancel_tg", "handler": "work", "style": "poll" },
+    { "path": "/cancel_tg_dependency", "handler": "work",
+      "style": "callback" },
+    { "path": "/cancel_event", "handler": "work", "style": "wait" },
+    { "path": "/progress", "handler": "exec",
+      "argv": ["$top_srcdir/tests/data/progress.sh"],
+      "env": { "STEPS": "4" } },
+    { "path": "/primes", "handler": "module",
+      "module": "$top_builddir/examples/primes.so",
+      "symbol": "primes_handler", "options": { "max_n": 2000000000 } },
+    { "path": "/status", "handler": "status" },
+    { "path": "/ping", "handler": "ping" } ] }
+JSON
+t_start_server --workers 16 --config "$T/soak.json"
 t_start_nginx 'fastcgi_keep_conn on;'
+# Warm-up: every worker runs every kind of job once (16 at a time, so
+# that each worker takes one), so that the allocator's per-thread arenas
+# have grown to their working size before RSS is taken as the reference.
+for q in "primes?n=400000000" "progress" "cancel_event?steps=1&step_ms=50"; do
+    wpids=()
+    for k in $(seq 1 16); do
+        curl -s -o /dev/null "$NGINX_URL/$q" & wpids+=($!)
+    done
+    wait "${wpids[@]}"
+done
 end=$(( $(date +%s) + SECS ))
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"; }
@@ -37,18 +64,30 @@ jobs_loop() {
     local r ms kept=0 gone=0 route
     while [ "$(date +%s)" -lt "$end" ]; do
         r=$((RANDOM % 100))
-        case $((RANDOM % 3)) in
-            0) route=cancel_tg ;; 1) route=cancel_tg_dependency ;; *) route=cancel_event ;;
+        # ~0.4 s jobs when abandoned, most still running at their close
+        # (20-420 ms); shorter when waited for.  (primes: n = 4e8 keeps
+        # its arrays under malloc's mmap threshold, so that RSS measures
+        # leaks, not where glibc's arenas put large blocks.)
+        case $((RANDOM % 5)) in
+            0) route=cancel_tg; long="steps=4&step_ms=100"
+               short="steps=2&step_ms=$((RANDOM % 100))" ;;
+            1) route=cancel_tg_dependency; long="steps=4&step_ms=100"
+               short="steps=2&step_ms=$((RANDOM % 100))" ;;
+            2) route=cancel_event; long="steps=4&step_ms=100"
+               short="steps=2&step_ms=$((RANDOM % 100))" ;;
+            3) route=progress; long="" short="" ;;
+            *) route=primes; long="n=400000000"
+               short="n=$((1000000 + RANDOM * 1000))" ;;
         esac
         if [ "$r" -lt 30 ]; then
             ms=$((20 + RANDOM % 400))
             if [ $((RANDOM % 2)) -eq 0 ]; then how=-c; else how=-r; fi
             "$HTTP_CLIENT" "$how" "$ms" -t 5000 127.0.0.1 "$NGINX_PORT" \
-                "/$route?steps=4&step_ms=100" > /dev/null 2>&1
+                "/$route?$long" > /dev/null 2>&1
             gone=$((gone + 1))
         else
             code=$(curl -s -o /dev/null -w '%{http_code}' \
-                "$NGINX_URL/$route?steps=2&step_ms=$((RANDOM % 100))")
+                "$NGINX_URL/$route?$short")
             [ "$code" = 200 ] || echo "$route $code" >> "$T/jobs-bad"
             kept=$((kept + 1))
         fi
@@ -99,6 +138,8 @@ echo "end: RSS ${rss1} kB (after ${WARM}s: ${rss0}), ${fds1} descriptors (${fds0
 [ $((acc - inflight)) -eq $((com + can + fail)) ] ||
     t_fail "accepted $acc - in flight $inflight != completed $com + cancelled $can + failed $fail"
 [ "$fail" -eq 0 ] || t_fail "$fail failed requests"
+children=$(_t_children "$SERVER_PID" | wc -l)
+[ "$children" -eq 0 ] || t_fail "$children child process(es) of the server left"
 [ ! -s "$T/jobs-bad" ] || t_fail "jobs not answered 200: $(sort "$T/jobs-bad" | uniq -c | head)"
 bad=$(awk '{ s += $1 } END { print s + 0 }' "$T/tiny-bad")
 [ "$bad" -eq 0 ] || t_fail "$bad tiny requests not answered 200"
@@ -110,4 +151,5 @@ fi
 [ "$fds1" -le $(( fds0 * 105 / 100 )) ] || t_fail "descriptors grew from $fds0 to $fds1"
 [ "$can" -ge $(( gone * 9 / 10 )) ] ||
     t_fail "only $can cancelled for $gone abandoned (some may finish before their close)"
-t_ok "soak: counts add up, nothing failed, RSS and descriptors flat"
+t_ok "soak: counts add up, nothing failed, no child left, RSS and" \
+     "descriptors flat"
