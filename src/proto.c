@@ -185,24 +185,11 @@ proto_decode_params(struct proto_req *r)
     return 0;
 }
 
-/* The value of name in envp, or NULL. */
-static const char *
-proto_param(char **envp, const char *name)
-{
-    size_t n = strlen(name);
-
-    for (; *envp != NULL; envp++) {
-        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-            return *envp + n + 1;
-    }
-    return NULL;
-}
-
 /* Is CONTENT_LENGTH, if given, over max?  (Malformed: the body decides.) */
 static int
 proto_declared_too_large(char **envp, size_t max)
 {
-    const char         *v = proto_param(envp, "CONTENT_LENGTH");
+    const char         *v = FCGX_GetParam("CONTENT_LENGTH", envp);
     unsigned long long  n = 0;
 
     if (v == NULL || *v == '\0')
@@ -337,8 +324,8 @@ proto_request_record(struct proto_req *r, const struct proto_limits *lim,
             }
             return PROTO_MORE;
         }
-        if (n > lim->max_params - r->params.len || r->params.len >
-            lim->max_params) {
+        /* params.len <= max_params: only what fits is added. */
+        if (n > lim->max_params - r->params.len) {
             buf_free(&r->params);
             if ((r->envp = calloc(1, sizeof *r->envp)) == NULL) {
                 r->error = "out of memory";
@@ -362,7 +349,7 @@ proto_request_record(struct proto_req *r, const struct proto_limits *lim,
             r->state = PROTO_DONE;
             return PROTO_READY;
         }
-        if (n > lim->max_body - r->body.len || r->body.len > lim->max_body) {
+        if (n > lim->max_body - r->body.len) {     /* as for params */
             buf_free(&r->body);
             r->reject = PROTO_BODY_TOO_LARGE;
             r->state = PROTO_DONE;
@@ -422,23 +409,29 @@ proto_feed(struct proto_req *r, const struct proto_limits *lim,
     return res;
 }
 
-/* Write all of p[0..len) to fd (blocking, bounded by SO_SNDTIMEO). */
-static int
-proto_write_all(int fd, const unsigned char *p, size_t len)
+/*
+ * Send p[0..len) on fd until all of it went: blocking (each send bounded
+ * by SO_SNDTIMEO), or with MSG_DONTWAIT in flags until the socket is full.
+ * Return the bytes sent, or -1 on error.
+ */
+static ssize_t
+proto_write(int fd, const void *p, size_t len, int flags)
 {
     ssize_t n;
+    size_t  off = 0;
 
-    while (len > 0) {
-        n = send(fd, p, len, MSG_NOSIGNAL);
+    while (off < len) {
+        n = send(fd, (const char *)p + off, len - off, MSG_NOSIGNAL | flags);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN && (flags & MSG_DONTWAIT))
+                break;
             return -1;
         }
-        p += n;
-        len -= (size_t)n;
+        off += (size_t)n;
     }
-    return 0;
+    return (ssize_t)off;
 }
 
 /*
@@ -479,7 +472,7 @@ proto_out_empty(FCGX_Stream *s, int do_close)
         proto_header(o->buf + n, FCGI_STDOUT, o->id, 0, 0);
         n += FCGI_HEADER_LEN;
     }
-    if (n > 0 && proto_write_all(o->fd, o->buf, n) != 0) {
+    if (n > 0 && proto_write(o->fd, o->buf, n, 0) < 0) {
         proto_out_fail(o);
         s->wrNext = s->stop;        /* FCGX_PutStr() then returns -1 */
         return;
@@ -518,7 +511,7 @@ proto_out_end(struct proto_out *o)
     n += FCGI_HEADER_LEN + sizeof end;
     o->s.isClosed = o->s.wasFCloseCalled = 1;
     o->s.wrNext = o->s.stop;            /* nothing more goes in */
-    if (proto_write_all(o->fd, o->buf, n) != 0) {
+    if (proto_write(o->fd, o->buf, n, 0) < 0) {
         proto_out_fail(o);
         return -1;
     }
@@ -534,21 +527,12 @@ proto_out_ok(const struct proto_out *o)
 int
 proto_send(int fd, struct buf *b, int wait)
 {
-    ssize_t n;
-    size_t  off = 0;
+    ssize_t sent = proto_write(fd, b->data, b->len, wait ? 0 : MSG_DONTWAIT);
+    size_t  off;
 
-    while (off < b->len) {
-        n = send(fd, b->data + off, b->len - off,
-            MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN || wait)
-                return -1;
-            break;
-        }
-        off += (size_t)n;
-    }
+    if (sent < 0)
+        return -1;
+    off = (size_t)sent;
     if (off == b->len) {
         buf_free(b);
         return 1;
