@@ -367,9 +367,9 @@ t_log_has() {
 
 _t_nginx_ready_or_dead() {
     local code
-    _t_alive "$NGINX_PID" || return 0
+    _t_alive "$FE_PID" || return 0
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
-           "$NGINX_URL/__t_nginx_ready" 2>/dev/null) || return 1
+           "$FE_URL/__t_nginx_ready" 2>/dev/null) || return 1
     [ "$code" = 204 ]
 }
 
@@ -481,37 +481,62 @@ $params
     }"
 }
 
-# _t_nginx_run WRITE READY: start nginx with the configuration that the
-# command WRITE writes for NGINX_PORT (daemon off, in the background;
-# master PID in NGINX_PID, tracked) and wait up to 5 s until the command
-# READY succeeds (or nginx died).  Up to 3 ports: another test running in
-# parallel may grab the port between t_free_port and nginx's bind.  Sets
-# NGINX_PORT and NGINX_URL.
-_t_nginx_run() {
-    local write=$1 ready=$2 attempt
+# _t_frontend_run NAME WAIT_MS WRITE READY CMD...: start a front end on a
+# free port of 127.0.0.1: set FE_PORT and FE_URL, run the command WRITE
+# (it writes, and may check, the configuration for FE_PORT), start CMD in
+# the background (stdout and stderr to $T/NAME-stdout.log; PID in FE_PID,
+# tracked) and wait up to WAIT_MS until the command READY succeeds (or the
+# process died).  Up to 3 ports: another test running in parallel may
+# grab the port between t_free_port and the bind, which the retry sees in
+# $T/NAME-error.log or $T/NAME-stdout.log.  Fails the test otherwise.
+_t_frontend_run() {
+    local name=$1 wait_ms=$2 write=$3 ready=$4 attempt
+    shift 4
     for attempt in 1 2 3; do
-        NGINX_PORT=$(t_free_port) || t_fail "no free TCP port for nginx"
-        NGINX_URL=http://127.0.0.1:$NGINX_PORT
+        FE_PORT=$(t_free_port) || t_fail "no free TCP port for $name"
+        FE_URL=http://127.0.0.1:$FE_PORT
         "$write"
-        : > "$T/nginx-error.log"
-        # -e: errors from before error_log is read go to the test's log
-        # too, not to the system-wide one.
-        nginx -e "$T/nginx-error.log" -p "$T/" -c "$T/nginx.conf" \
-            > "$T/nginx-stdout.log" 2>&1 &
-        NGINX_PID=$!
-        t_track "$NGINX_PID"
-        t_wait_for 5000 "$ready" ||
-            t_fail "nginx did not answer on $NGINX_URL within 5 s"
-        _t_alive "$NGINX_PID" && return 0
-        wait "$NGINX_PID" 2>/dev/null || true
-        if [ "$attempt" -lt 3 ] &&
-           grep -q "Address already in use" "$T/nginx-error.log"; then
-            echo "# nginx: port $NGINX_PORT taken, retrying" >&2
+        "$@" > "$T/$name-stdout.log" 2>&1 &
+        FE_PID=$!
+        t_track "$FE_PID"
+        t_wait_for "$wait_ms" "$ready" ||
+            t_fail "$name did not answer on $FE_URL within $wait_ms ms"
+        _t_alive "$FE_PID" && return 0
+        wait "$FE_PID" 2>/dev/null || true
+        if [ "$attempt" -lt 3 ] && grep -qi "address already in use" \
+            "$T/$name-error.log" "$T/$name-stdout.log" 2>/dev/null; then
+            echo "# $name: port $FE_PORT taken, retrying" >&2
             continue
         fi
         break
     done
-    t_fail "nginx exited at startup (see nginx-error.log)"
+    t_fail "$name exited at startup (see $name-error.log)"
+}
+
+# _t_port_ready_or_dead: true once something accepts connections on
+# FE_PORT, or FE_PID is gone.
+_t_port_ready_or_dead() {
+    _t_alive "$FE_PID" || return 0
+    (exec 3<>"/dev/tcp/127.0.0.1/$FE_PORT") 2>/dev/null
+}
+
+# _t_nginx_run WRITE READY: start nginx (daemon off) with the configuration
+# that WRITE writes for NGINX_PORT, as _t_frontend_run; sets NGINX_PORT,
+# NGINX_URL and NGINX_PID.
+_t_nginx_run() {
+    _T_NGINX_WRITE=$1
+    # -e: errors from before error_log is read go to the test's log too,
+    # not to the system-wide one.
+    _t_frontend_run nginx 5000 _t_nginx_write "$2" \
+        nginx -e "$T/nginx-error.log" -p "$T/" -c "$T/nginx.conf"
+    NGINX_PID=$FE_PID
+}
+
+_t_nginx_write() {
+    NGINX_PORT=$FE_PORT
+    NGINX_URL=$FE_URL
+    "$_T_NGINX_WRITE"
+    : > "$T/nginx-error.log"
 }
 
 # t_start_nginx [EXTRA_LOCATION_CONF]: write $T/nginx.conf (nginx on
