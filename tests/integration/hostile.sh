@@ -197,11 +197,19 @@ control_more 4
 # raw NAME [fcgi-client options]: send $T/NAME.bin, output in $T/NAME.out,
 # exit status in RAW_RC, time taken in RAW_MS.
 raw() {
+    local name=$1
+    shift
+    raw_body "$name" -q "$@"
+}
+
+# raw_body NAME [fcgi-client options]: raw, with the response body in
+# $T/NAME.out too.
+raw_body() {
     local name=$1 t0
     shift
     t0=$(t_now_ms)
     RAW_RC=0
-    "$FCGI_CLIENT" -R "$T/$name.bin" -q -t 20000 "$@" "$FCGI_ADDR" \
+    "$FCGI_CLIENT" -R "$T/$name.bin" -t 20000 "$@" "$FCGI_ADDR" \
         > "$T/$name.out" 2>&1 || RAW_RC=$?
     RAW_MS=$(( $(t_now_ms) - t0 ))
 }
@@ -330,11 +338,7 @@ phase big_name
 # is answered 431 at once, without reading the rest; under it, served.
 # raw_status NAME: the Status of the answer to $T/NAME.bin (200 if none).
 raw_status() {
-    local t0=$(t_now_ms)
-    RAW_RC=0
-    "$FCGI_CLIENT" -R "$T/$1.bin" -t 20000 "$FCGI_ADDR" > "$T/$1.out" 2>&1 ||
-        RAW_RC=$?
-    RAW_MS=$(( $(t_now_ms) - t0 ))
+    raw_body "$1"
     RAW_STATUS=$(sed -n 's/^Status: \([0-9]*\).*/\1/p' "$T/$1.out" | head -n 1)
     RAW_STATUS=${RAW_STATUS:-200}
     # (The body ends without a newline: the END_REQUEST line follows it.)
@@ -450,9 +454,7 @@ t_ok "FCGI_GET_VALUES (then a request): GET_VALUES_RESULT of" \
 # client gives up waiting for an END_REQUEST after 1.5 s: exit 3).
 { nv FCGI_MAX_CONNS ""; nv FCGI_MAX_REQS ""; nv FCGI_MPXS_CONNS ""; } |
     rec 9 0 > "$T/getvalues1.bin"
-RAW_RC=0
-"$FCGI_CLIENT" -R "$T/getvalues1.bin" -q -t 1500 "$FCGI_ADDR" \
-    > "$T/getvalues1.out" 2>&1 || RAW_RC=$?
+raw getvalues1 -t 1500
 grep -q "^record type=10 id=0 len=$values_len\$" "$T/getvalues1.out" ||
     t_fail "FCGI_GET_VALUES alone: not answered: $(cat "$T/getvalues1.out")"
 [ "$RAW_RC" -eq 3 ] ||
