@@ -335,11 +335,11 @@ wait_idle(struct pool *p, const sigset_t *set, long ms, int arriving,
     int *again)
 {
     struct timespec ts = { 0, 5 * 1000000L };
-    uint64_t        end = token_now_ns() + (uint64_t)ms * 1000000u;
+    uint64_t        end = now_ns() + (uint64_t)ms * 1000000u;
     int             sig;
 
     while (pool_busy(p) > 0 || (arriving && pool_arriving(p) > 0)) {
-        if (token_now_ns() >= end)
+        if (now_ns() >= end)
             return -1;
         notify_tick("draining");
         sig = sigtimedwait(set, NULL, &ts);

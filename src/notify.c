@@ -32,6 +32,7 @@
 #include "log.h"
 #include "notify.h"
 #include "status.h"
+#include "util.h"
 
 #define NOTIFY_SEND_MS      100         /* retrying a full queue, at most */
 #define NOTIFY_RETRY_MS     5           /* between two tries */
@@ -45,16 +46,6 @@ static socklen_t            notify_addrlen;
 static uint64_t             wd_usec;        /* 0: no watchdog */
 static uint64_t             next_wd_ns;     /* CLOCK_MONOTONIC */
 static uint64_t             next_status_ns; /* CLOCK_MONOTONIC */
-
-/* Return CLOCK_MONOTONIC nanoseconds now. */
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Parse a positive decimal from all of s into *out; 0 or -1. */
 static int

@@ -211,7 +211,7 @@ pool_expire(struct pool *p)
 {
     struct epoll_event ev;
     struct conn       *c;
-    uint64_t           expirations, now = token_now_ns();
+    uint64_t           expirations, now = now_ns();
 
     if (read(p->timerfd, &expirations, sizeof expirations) < 0 &&
         errno != EAGAIN)
@@ -338,7 +338,7 @@ conn_discard(struct conn *c)
     shutdown(c->fd, SHUT_WR);
     c->discard = 1;
     c->mid = 1;
-    c->t_first = token_now_ns();
+    c->t_first = now_ns();
     proto_free(&c->rq);
     buf_free(&c->pending);
 }
@@ -389,7 +389,7 @@ pool_allowed(struct pool *p, const struct sockaddr_storage *sa)
         if (memcmp(&a6, &p->allow[i].addr, sizeof a6) == 0)
             return 1;
     }
-    now = token_now_ns();
+    now = now_ns();
     if (now - atomic_load(&last_warn) > 1000000000u) {
         atomic_store(&last_warn, now);
         inet_ntop(AF_INET6, &a6, text, sizeof text);
@@ -463,7 +463,7 @@ pool_accept(struct pool *p)
     if (fd < 0 && (err == EMFILE || err == ENFILE || err == ENOBUFS ||
         err == ENOMEM)) {
         /* Out of descriptors: say so once a second, back off 10 ms. */
-        now = token_now_ns();
+        now = now_ns();
         if (now - atomic_load(&last_warn) > 1000000000u) {
             atomic_store(&last_warn, now);
             errno = err;
@@ -593,7 +593,7 @@ worker_request(struct worker *wk, struct conn *c)
         conn_close(p, c);
         return 0;
     }
-    t0 = token_now_ns();
+    t0 = now_ns();
     id = atomic_fetch_add_explicit(&p->next_id, 1, memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&stats.accepted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&stats.in_flight, 1, memory_order_relaxed);
@@ -610,8 +610,8 @@ worker_request(struct worker *wk, struct conn *c)
     }
     /* An FCGI_ABORT_REQUEST read right behind the request. */
     if (c->pending.len > 0 &&
-        watcher_classify((const unsigned char *)c->pending.data,
-        c->pending.len, (int)pr->id, &consume) == WATCH_ABORT) {
+        proto_classify((const unsigned char *)c->pending.data,
+        c->pending.len, (int)pr->id, &consume) == PROTO_CLASS_ABORT) {
         pending_consume(c, consume);
         token_cancel(tok, FC_ABORTED);
     }
@@ -652,7 +652,7 @@ worker_request(struct worker *wk, struct conn *c)
         reason != FC_REASON_NONE) {
         outcome = OUTCOME_CANCELLED;
         status = finish_cancelled(resp, reason);
-        t1 = token_now_ns();
+        t1 = now_ns();
         stats_cancel_latency(t1 - token_cancel_ns(tok));
         log_info("req=%llu job cancelled reason=%s returned_after_ms=%.3f",
             (unsigned long long)id, fc_reason_name(reason),
@@ -681,7 +681,7 @@ done:
         const char *q = fc_request_param(req, "QUERY_STRING");
         const char *m = fc_request_method(req);
 
-        t1 = token_now_ns();
+        t1 = now_ns();
         log_access("req=%llu %s \"%s%s%s\" %d %.3fms%s%s",
             (unsigned long long)id, m != NULL ? m : "-",
             log_escape(epath, sizeof epath, fc_request_path(req)),
@@ -699,7 +699,7 @@ done:
     proto_reset(pr);
     /* Bytes already read belong to the next request. */
     c->mid = c->pending.len > 0;
-    c->t_first = token_now_ns();
+    c->t_first = now_ns();
     if (refused && proto_out_ok(&wk->out)) {
         conn_discard(c);
         return 1;
@@ -728,7 +728,7 @@ worker_serve(struct worker *wk, struct conn *c)
     for (;;) {
         /* The read deadline, also for a peer that sends without pause
          * (the timer only sees connections that wait). */
-        if (c->mid && p->cfg.read_timeout_ms > 0 && token_now_ns() -
+        if (c->mid && p->cfg.read_timeout_ms > 0 && now_ns() -
             c->t_first > (uint64_t)p->cfg.read_timeout_ms * 1000000u) {
             atomic_store(&c->expired, 1);
             conn_close(p, c);
@@ -782,7 +782,7 @@ worker_serve(struct worker *wk, struct conn *c)
         if (n > 0) {
             if (!c->mid) {
                 c->mid = 1;
-                c->t_first = token_now_ns();
+                c->t_first = now_ns();
             }
             if (buf_add(&c->pending, wk->scratch, (size_t)n) != 0) {
                 log_warnx("pool: out of memory, connection closed");

@@ -28,6 +28,12 @@
  *   - FCGI_ABORT_REQUEST for the request being read ends it (answered with
  *     FCGI_END_REQUEST); records for ids not being read are ignored.
  *
+ * Once a request is whole and runs, the bytes that arrive behind it are not
+ * fed here but looked at with proto_classify(): the watcher peeks at them
+ * (and the pool at what it read together with the request) to find an
+ * FCGI_ABORT_REQUEST for the request; anything else waits, unread, for
+ * proto_feed() after the response.
+ *
  * The name-value pairs are decoded only when the params are whole, with
  * every length checked against what is there, into one allocation: the
  * pointer array followed by the "NAME=value" strings.  A name that is empty
@@ -407,6 +413,32 @@ proto_feed(struct proto_req *r, const struct proto_limits *lim,
     }
     *used = off;
     return res;
+}
+
+enum proto_class
+proto_classify(const unsigned char *buf, size_t len, int reqid,
+    size_t *consume)
+{
+    const FCGI_Header *h = (const FCGI_Header *)buf;
+    size_t             total;
+    int                id;
+
+    *consume = 0;
+    if (len < 1)
+        return PROTO_CLASS_MORE;
+    if (buf[0] != FCGI_VERSION_1)
+        return PROTO_CLASS_STRAY;
+    if (len < sizeof *h)
+        return PROTO_CLASS_MORE;
+    id = (h->requestIdB1 << 8) | h->requestIdB0;
+    if (h->type != FCGI_ABORT_REQUEST || id != reqid)
+        return PROTO_CLASS_STRAY;
+    total = sizeof *h + (size_t)((h->contentLengthB1 << 8) |
+        h->contentLengthB0) + h->paddingLength;
+    if (len < total)
+        return PROTO_CLASS_MORE;
+    *consume = total;
+    return PROTO_CLASS_ABORT;
 }
 
 /*

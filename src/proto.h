@@ -83,6 +83,22 @@ enum proto_result   proto_feed(struct proto_req *r,
                         const struct proto_limits *lim,
                         const unsigned char *data, size_t len, size_t *used);
 
+/* What the bytes waiting on a connection whose request is being served are. */
+enum proto_class {
+    PROTO_CLASS_MORE = 0,   /* a record has begun; wait for the rest */
+    PROTO_CLASS_ABORT,      /* FCGI_ABORT_REQUEST for the request served */
+    PROTO_CLASS_STRAY       /* anything else: ignored, never cancels */
+};
+
+/*
+ * Classify the len bytes buf that wait on a connection serving request id
+ * reqid (the watcher peeks at them; the pool looks at what it read behind
+ * the request).  For PROTO_CLASS_ABORT, *consume is the length of the whole
+ * record; else 0.
+ */
+enum proto_class    proto_classify(const unsigned char *buf, size_t len,
+                        int reqid, size_t *consume);
+
 /* Append an FCGI_END_REQUEST record for id; 0, or -1 if out of memory. */
 int                 proto_end_request(struct buf *b, unsigned id,
                         int protocol_status);

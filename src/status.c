@@ -13,7 +13,6 @@
 
 #include "status.h"
 #include "watcher.h"
-#include "token.h"
 #include "util.h"
 
 #define LAT_SAMPLES 4096
@@ -45,7 +44,7 @@ stats_init(int workers)
     atomic_store(&stats.arriving, 0);
     atomic_store(&stats.read_timeouts, 0);
     stats.workers = workers;
-    stats.start_ns = token_now_ns();
+    stats.start_ns = now_ns();
     xmutex_lock(&lat_mtx);
     lat_count = 0;
     lat_max = 0;
@@ -188,7 +187,7 @@ status_json(void)
         watcher_stragglers(status_watcher, status_straggler, r);
     json_object_object_add(root, "stragglers", r);
     json_object_object_add(root, "uptime_s", json_object_new_int64(
-        (int64_t)((token_now_ns() - stats.start_ns) / 1000000000u)));
+        (int64_t)((now_ns() - stats.start_ns) / 1000000000u)));
     return root;
 }
 

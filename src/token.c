@@ -78,15 +78,6 @@ static const char *const reason_names[FC_REASON__MAX] = {
     [FC_SHUTDOWN] = "shutdown",
 };
 
-uint64_t
-token_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 fc_token *
 token_new(fc_token *parent)
 {
@@ -199,7 +190,7 @@ token_cancel(fc_token *tok, enum fc_reason reason)
         xmutex_unlock(&tok->mtx);
         return 0;
     }
-    tok->cancel_ns = token_now_ns();
+    tok->cancel_ns = now_ns();
     /* Release: publishes cancel_ns to fc_token_cancelled()'s acquire. */
     atomic_store_explicit(&tok->reason, (int)reason, memory_order_release);
     if (tok->efd >= 0 && write(tok->efd, &one, sizeof one) < 0) {

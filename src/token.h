@@ -34,7 +34,4 @@ int          token_cancel(fc_token *tok, enum fc_reason reason);
 /* Return CLOCK_MONOTONIC nanoseconds of the cancel, 0 if not cancelled. */
 uint64_t     token_cancel_ns(fc_token *tok);
 
-/* Return CLOCK_MONOTONIC nanoseconds now. */
-uint64_t     token_now_ns(void);
-
 #endif /* TOKEN_H */

@@ -126,6 +126,15 @@ buf_free(struct buf *b)
     b->len = b->size = 0;
 }
 
+uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 void
 timespec_after_ms(struct timespec *ts, long ms)
 {

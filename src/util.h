@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * util.h - small helpers shared by every module: mutexes that abort on
- * misuse, allocation that aborts on failure where failing is not an option,
- * and a growable byte buffer.
+ * misuse, a growable byte buffer, the monotonic clock and a strict number
+ * parser.
  */
 #ifndef UTIL_H
 #define UTIL_H
@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -34,6 +35,9 @@ int     buf_vprintf(struct buf *b, const char *fmt, va_list ap)
             __attribute__((format(printf, 2, 0)));
 /* Free the buffer's memory and empty it. */
 void    buf_free(struct buf *b);
+
+/* Return CLOCK_MONOTONIC nanoseconds now: the clock of every deadline. */
+uint64_t now_ns(void);
 
 struct timespec;
 

@@ -58,9 +58,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include <fastcgi.h>
-
 #include "log.h"
+#include "proto.h"
 #include "request.h"
 #include "token.h"
 #include "util.h"
@@ -102,31 +101,6 @@ struct watcher {
     struct due      *due;           /* scratch for the timer, watcher only */
 };
 
-enum watch_verdict
-watcher_classify(const unsigned char *buf, size_t len, int reqid,
-    size_t *consume)
-{
-    const FCGI_Header *h = (const FCGI_Header *)buf;
-    size_t             total;
-    int                id;
-
-    *consume = 0;
-    if (len < 1)
-        return WATCH_MORE;
-    if (buf[0] != FCGI_VERSION_1)
-        return WATCH_STRAY;
-    if (len < sizeof *h)
-        return WATCH_MORE;
-    id = (h->requestIdB1 << 8) | h->requestIdB0;
-    if (h->type != FCGI_ABORT_REQUEST || id != reqid)
-        return WATCH_STRAY;
-    total = sizeof *h + (size_t)((h->contentLengthB1 << 8) |
-        h->contentLengthB0) + h->paddingLength;
-    if (len < total)
-        return WATCH_MORE;
-    *consume = total;
-    return WATCH_ABORT;
-}
 
 /* Program the timer for the earliest armed deadline; mtx held. */
 static void
@@ -166,7 +140,7 @@ watcher_timers(struct watcher *w)
     if (read(w->timerfd, &expirations, sizeof expirations) < 0) {
         /* EAGAIN: a reprogrammed timer; the scan below is harmless */
     }
-    now = token_now_ns();
+    now = now_ns();
     xmutex_lock(&w->mtx);
     for (i = 0; i < w->nslots; i++) {
         struct slot *s = &w->slots[i];
@@ -205,7 +179,7 @@ watcher_event(struct watcher *w, uint64_t data, uint32_t events)
     unsigned char       buf[64];
     struct slot        *s;
     enum fc_reason      reason = FC_REASON_NONE;
-    enum watch_verdict  v;
+    enum proto_class    v;
     fc_token           *tok = NULL;
     size_t              consume;
     ssize_t             r;
@@ -224,12 +198,12 @@ watcher_event(struct watcher *w, uint64_t data, uint32_t events)
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
             reason = FC_CLIENT_GONE;
         } else if (r > 0) {
-            v = watcher_classify(buf, (size_t)r, s->reqid, &consume);
-            if (v == WATCH_ABORT) {
+            v = proto_classify(buf, (size_t)r, s->reqid, &consume);
+            if (v == PROTO_CLASS_ABORT) {
                 if (recv(s->fd, buf, consume, MSG_DONTWAIT) < 0)
                     log_debug("watcher: consuming ABORT_REQUEST failed");
                 reason = FC_ABORTED;
-            } else if (v == WATCH_STRAY) {
+            } else if (v == PROTO_CLASS_STRAY) {
                 log_debug("watcher: slot %d: stray bytes ignored", slot);
             }
         }
@@ -364,7 +338,7 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
     s->resp = wa->resp;
     s->probe_ns = wa->resp != NULL && wa->probe_ms > 0 ?
         (uint64_t)wa->probe_ms * 1000000u : 0;
-    s->next_probe = s->probe_ns != 0 ? token_now_ns() + s->probe_ns : 0;
+    s->next_probe = s->probe_ns != 0 ? now_ns() + s->probe_ns : 0;
     if (wa->fd >= 0) {
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
         ev.data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)slot;
@@ -385,7 +359,7 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
 int
 watcher_stragglers(struct watcher *w, watcher_straggler_cb cb, void *arg)
 {
-    uint64_t now = token_now_ns(), at;
+    uint64_t now = now_ns(), at;
     int      i, n = 0;
 
     xmutex_lock(&w->mtx);

@@ -14,20 +14,6 @@
 
 struct watcher;
 
-/* What the bytes waiting on a watched connection are. */
-enum watch_verdict {
-    WATCH_MORE = 0,     /* a record has begun; wait for the rest */
-    WATCH_ABORT,        /* FCGI_ABORT_REQUEST for the watched request */
-    WATCH_STRAY         /* anything else: ignored, never cancels */
-};
-
-/*
- * Classify the len bytes buf that wait on a connection serving request id
- * reqid.  For WATCH_ABORT, *consume is the length of the whole record.
- */
-enum watch_verdict watcher_classify(const unsigned char *buf, size_t len,
-                        int reqid, size_t *consume);
-
 /*
  * Return a watcher with nslots slots (one per worker), or NULL with *cause
  * set (caller frees).  Its thread starts at once.

@@ -39,7 +39,6 @@
 #include "handlers/exec.h"
 #include "request.h"
 #include "log.h"
-#include "token.h"
 #include "router.h"
 #include "util.h"
 
@@ -854,7 +853,7 @@ exec_stop(struct exec_run *run)
     fd_close(&run->fd_in);
     if (!run->exited)
         kill(-run->pid, SIGTERM);
-    run->kill_at = token_now_ns() + (uint64_t)run->o->kill_grace_ms * 1000000u;
+    run->kill_at = now_ns() + (uint64_t)run->o->kill_grace_ms * 1000000u;
 }
 
 /* Has the program exited?  It stays a zombie until exec_reap(). */
@@ -1102,7 +1101,7 @@ exec_timeout(const struct exec_run *run)
     if (run->fd_pid < 0 || (run->fd_tok < 0 && !run->stopping))
         t = EXEC_WAIT_POLL_MS;
     if (run->stopping && !run->killed) {
-        now = token_now_ns();
+        now = now_ns();
         left = run->kill_at > now ? run->kill_at - now : 0;
         left = (left + 999999u) / 1000000u;
         if (t < 0 || left < (uint64_t)t)
@@ -1168,7 +1167,7 @@ exec_loop(struct exec_run *run)
             exec_read(run, &run->fd_out, 0);
         if (i_err >= 0 && pfd[i_err].revents != 0)
             exec_read(run, &run->fd_err, 1);
-        if (run->stopping && !run->killed && token_now_ns() >= run->kill_at) {
+        if (run->stopping && !run->killed && now_ns() >= run->kill_at) {
             fc_request_log(run->req, "exec: pid %ld still running after "
                 "%ld ms: SIGKILL to its group", (long)run->pid,
                 run->o->kill_grace_ms);

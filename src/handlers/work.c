@@ -30,7 +30,6 @@
 
 #include "handlers/work.h"
 #include "log.h"
-#include "token.h"
 #include "util.h"
 
 /* The scope of the callback style: stopped by the cancel callback. */
@@ -148,10 +147,10 @@ static int
 burn(enum work_style style, fc_token *tok, struct scope *sc, long ms,
     volatile uint64_t *sink)
 {
-    uint64_t end = token_now_ns() + (uint64_t)ms * 1000000u, x = *sink;
+    uint64_t end = now_ns() + (uint64_t)ms * 1000000u, x = *sink;
     int      i;
 
-    while (token_now_ns() < end) {
+    while (now_ns() < end) {
         for (i = 0; i < 20000; i++)     /* ~20-50 us on current CPUs */
             x = x * 6364136223846793005u + 1442695040888963407u;
         *sink = x;
@@ -166,12 +165,12 @@ static int
 nap(enum work_style style, fc_token *tok, struct scope *sc, long ms)
 {
     struct timespec ts;
-    uint64_t        end = token_now_ns() + (uint64_t)ms * 1000000u, now;
+    uint64_t        end = now_ns() + (uint64_t)ms * 1000000u, now;
     int             stopped = 0;
 
     switch (style) {
     case WORK_POLL:
-        while (!(stopped = fc_token_cancelled(tok)) && (now = token_now_ns()) < end) {
+        while (!(stopped = fc_token_cancelled(tok)) && (now = now_ns()) < end) {
             uint64_t left = end - now;
 
             ts.tv_sec = 0;

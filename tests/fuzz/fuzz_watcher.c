@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_watcher.c - libFuzzer target for watcher_classify(), the one piece
- * of the watcher that reads bytes a peer controls: what waits on the
+ * fuzz_watcher.c - libFuzzer target for proto_classify() (proto.c), the
+ * one parser the watcher runs on bytes a peer controls: what waits on the
  * FastCGI connection of a request in flight.
  *
  * Input: two bytes of request id (big-endian, the id the watcher looks
@@ -21,7 +21,7 @@
 
 #include <fastcgi.h>
 
-#include "watcher.h"
+#include "proto.h"
 
 #define PEEK_MAX    64      /* sizeof buf in watcher_event() */
 
@@ -32,39 +32,39 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* What the specification says the verdict must be. */
-static enum watch_verdict
+static enum proto_class
 model(const unsigned char *b, size_t len, int reqid, size_t *consume)
 {
     size_t total;
 
     *consume = 0;
     if (len == 0)
-        return WATCH_MORE;
+        return PROTO_CLASS_MORE;
     if (b[0] != FCGI_VERSION_1)
-        return WATCH_STRAY;
+        return PROTO_CLASS_STRAY;
     if (len < FCGI_HEADER_LEN)
-        return WATCH_MORE;
+        return PROTO_CLASS_MORE;
     if (b[1] != FCGI_ABORT_REQUEST || ((b[2] << 8) | b[3]) != reqid)
-        return WATCH_STRAY;
+        return PROTO_CLASS_STRAY;
     total = FCGI_HEADER_LEN + (size_t)((b[4] << 8) | b[5]) + b[6];
     if (len < total)
-        return WATCH_MORE;
+        return PROTO_CLASS_MORE;
     *consume = total;
-    return WATCH_ABORT;
+    return PROTO_CLASS_ABORT;
 }
 
 /* Classify the first len bytes of p from a heap copy of exactly len bytes. */
-static enum watch_verdict
+static enum proto_class
 classify(const uint8_t *p, size_t len, int reqid, size_t *consume)
 {
-    enum watch_verdict  v;
+    enum proto_class  v;
     unsigned char      *copy = malloc(len > 0 ? len : 1);
 
     CHECK(copy != NULL);
     if (len > 0)
         memcpy(copy, p, len);
     *consume = (size_t)-1;
-    v = watcher_classify(copy, len, reqid, consume);
+    v = proto_classify(copy, len, reqid, consume);
     free(copy);
     return v;
 }
@@ -72,7 +72,7 @@ classify(const uint8_t *p, size_t len, int reqid, size_t *consume)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    enum watch_verdict  v, m, prev = WATCH_MORE;
+    enum proto_class  v, m, prev = PROTO_CLASS_MORE;
     size_t              len, consume, mconsume, prev_consume = 0;
     int                 reqid;
 
@@ -85,21 +85,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (len = 0; len <= size; len++) {
         v = classify(data, len, reqid, &consume);
         m = model(data, len, reqid, &mconsume);
-        CHECK(v == WATCH_MORE || v == WATCH_ABORT || v == WATCH_STRAY);
+        CHECK(v == PROTO_CLASS_MORE || v == PROTO_CLASS_ABORT ||
+            v == PROTO_CLASS_STRAY);
         CHECK(v == m);
         CHECK(consume == mconsume);
         CHECK(consume <= len);
-        if (v == WATCH_ABORT)
+        if (v == PROTO_CLASS_ABORT)
             CHECK(consume >= FCGI_HEADER_LEN);
         else
             CHECK(consume == 0);
         /* More bytes never change a final verdict. */
-        if (prev != WATCH_MORE) {
+        if (prev != PROTO_CLASS_MORE) {
             CHECK(v == prev);
             CHECK(consume == prev_consume);
         }
         /* What watcher_event() does: peek 64, consume into the same buffer. */
-        if (len <= PEEK_MAX && v == WATCH_ABORT)
+        if (len <= PEEK_MAX && v == PROTO_CLASS_ABORT)
             CHECK(consume <= PEEK_MAX);
         prev = v;
         prev_consume = consume;

@@ -28,6 +28,7 @@
 
 #include "fcgi_cancel.h"
 #include "token.h"
+#include "util.h"
 #include "unit.h"
 
 #define MS                  1000000ull      /* nanoseconds in a millisecond */
@@ -36,11 +37,11 @@
 #define RACE_CALLBACKS      5
 #define NCHILDREN           100
 
-/* Milliseconds elapsed since t0 (token_now_ns() nanoseconds). */
+/* Milliseconds elapsed since t0 (now_ns() nanoseconds). */
 static double
 ms_since(uint64_t t0)
 {
-    return (double)(token_now_ns() - t0) / 1e6;
+    return (double)(now_ns() - t0) / 1e6;
 }
 
 /* Sleep ms milliseconds; used to let another thread block, never as a check. */
@@ -57,9 +58,9 @@ nap_ms(long ms)
 static int
 wait_flag(_Atomic int *flag, long ms)
 {
-    uint64_t end = token_now_ns() + (uint64_t)ms * MS;
+    uint64_t end = now_ns() + (uint64_t)ms * MS;
 
-    while (atomic_load(flag) == 0 && token_now_ns() < end)
+    while (atomic_load(flag) == 0 && now_ns() < end)
         nap_ms(1);
     return atomic_load(flag);
 }
@@ -111,12 +112,12 @@ test_cancelled_and_reason(void)
     CU_ASSERT_EQUAL(fc_token_reason(tok), FC_REASON_NONE);
     CU_ASSERT_EQUAL(token_cancel_ns(tok), 0);
 
-    before = token_now_ns();
+    before = now_ns();
     CU_ASSERT_EQUAL(token_cancel(tok, FC_CLIENT_GONE), 1);
     at = token_cancel_ns(tok);
     CU_ASSERT_EQUAL(fc_token_cancelled(tok), 1);
     CU_ASSERT_EQUAL(fc_token_reason(tok), FC_CLIENT_GONE);
-    CU_ASSERT(at >= before && at <= token_now_ns());
+    CU_ASSERT(at >= before && at <= now_ns());
     token_unref(tok);
 }
 
@@ -183,11 +184,11 @@ test_wait_times_out(void)
     double    ms;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(fc_token_wait(tok, 0), 0);
     CU_ASSERT(ms_since(t0) < 100.0);
 
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(fc_token_wait(tok, 100), 0);
     ms = ms_since(t0);
     printf("\n    wait(100) took %.3f ms ", ms);
@@ -195,7 +196,7 @@ test_wait_times_out(void)
     CU_ASSERT(ms < 1100.0);
 
     /* A wait of more than a second (the tv_sec part of the deadline). */
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(fc_token_wait(tok, 1010), 0);
     ms = ms_since(t0);
     CU_ASSERT(ms >= 1010.0);
@@ -213,7 +214,7 @@ test_wait_cancelled_returns_at_once(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     token_cancel(tok, FC_ABORTED);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(fc_token_wait(tok, 0), 1);
     CU_ASSERT_EQUAL(fc_token_wait(tok, 10000), 1);
     CU_ASSERT_EQUAL(fc_token_wait(tok, -1), 1);
@@ -238,7 +239,7 @@ waiter_main(void *arg)
 
     atomic_store(&w->entered, 1);
     w->rc = fc_token_wait(w->tok, w->ms);
-    w->returned_ns = token_now_ns();
+    w->returned_ns = now_ns();
     return NULL;
 }
 
@@ -357,7 +358,7 @@ test_fd_wakes_poll(void)
     pfd.fd = fc_token_fd(c.tok);
     pfd.events = POLLIN;
     CU_ASSERT_FATAL(pfd.fd >= 0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, canceller_main, &c), 0);
     n = poll(&pfd, 1, 10000);
     ms = ms_since(t0);
@@ -566,7 +567,7 @@ test_off_cancel_waits_for_running(void)
     CU_ASSERT_FATAL(handle > 0);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, canceller_main, &c), 0);
     CU_ASSERT(wait_flag(&s.started, 5000));
-    t0 = token_now_ns();
+    t0 = now_ns();
     rc = fc_token_off_cancel(c.tok, handle);
     done = atomic_load(&s.done);
     printf("\n    off_cancel waited %.3f ms for the running callback ",
@@ -1030,13 +1031,13 @@ test_child_unref_vs_parent_cancel_race(void)
     fc_token          *parent, *kids[32];
     struct dropper     d = { .kids = kids, .n = 32 };
     pthread_t          t;
-    uint64_t           end = token_now_ns() + 3000 * MS;
+    uint64_t           end = now_ns() + 3000 * MS;
     int                round, i, wins = 0;
 
     pthread_barrier_init(&d.start, NULL, 2);
     pthread_barrier_init(&d.end, NULL, 2);
     CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, dropper_main, &d), 0);
-    for (round = 0; round < 20000 && token_now_ns() < end; round++) {
+    for (round = 0; round < 20000 && now_ns() < end; round++) {
         if ((parent = token_new(NULL)) == NULL)
             abort();            /* no CUnit jump out with the thread waiting */
         for (i = 0; i < 32; i++) {

@@ -2,9 +2,9 @@
 /*
  * test_watcher.c - unit tests of the watcher (watcher.c), the thread that
  * cancels a running job's token when its FastCGI connection says the client
- * is gone.  First watcher_classify() on its own: how the bytes waiting on a
- * connection are read (a record begun, an FCGI_ABORT_REQUEST for the
- * request, anything else).  Then the thread itself against real sockets:
+ * is gone.  First proto_classify() (proto.c) on its own: how the bytes the
+ * watcher peeks at on a connection are read (a record begun, an
+ * FCGI_ABORT_REQUEST for the request, anything else).  Then the thread itself against real sockets:
  * socketpairs stand for the front end's connection, and the test plays the
  * front end (close, half-close, TCP reset, ABORT_REQUEST whole or in two
  * halves, stray bytes), checks that the right token is cancelled with the
@@ -34,7 +34,9 @@
 
 #include "fcgi_cancel.h"
 #include "log.h"
+#include "proto.h"
 #include "token.h"
+#include "util.h"
 #include "watcher.h"
 #include "unit.h"
 
@@ -178,7 +180,7 @@ nothing_waiting(int fd)
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-/* ---- watcher_classify ---------------------------------------------- */
+/* ---- proto_classify ------------------------------------------------ */
 
 /* No bytes yet: wait for more. */
 static void
@@ -188,7 +190,7 @@ test_classify_empty(void)
     size_t        consume = 99;
 
     record_header(b, FCGI_ABORT_REQUEST, REQID, 0, 0);
-    CU_ASSERT_EQUAL(watcher_classify(b, 0, REQID, &consume), WATCH_MORE);
+    CU_ASSERT_EQUAL(proto_classify(b, 0, REQID, &consume), PROTO_CLASS_MORE);
     CU_ASSERT_EQUAL(consume, 0);
 }
 
@@ -203,7 +205,7 @@ test_classify_partial_header(void)
     record_header(b, FCGI_ABORT_REQUEST, REQID, 0, 0);
     for (len = 1; len < 8; len++) {
         consume = 99;
-        if (watcher_classify(b, len, REQID, &consume) != WATCH_MORE ||
+        if (proto_classify(b, len, REQID, &consume) != PROTO_CLASS_MORE ||
             consume != 0)
             bad++;
     }
@@ -222,8 +224,8 @@ test_classify_wrong_version(void)
         record_header(b, FCGI_ABORT_REQUEST, REQID, 0, 0);
         b[0] = versions[i];
         consume = 99;
-        CU_ASSERT_EQUAL(watcher_classify(b, 1, REQID, &consume), WATCH_STRAY);
-        CU_ASSERT_EQUAL(watcher_classify(b, 8, REQID, &consume), WATCH_STRAY);
+        CU_ASSERT_EQUAL(proto_classify(b, 1, REQID, &consume), PROTO_CLASS_STRAY);
+        CU_ASSERT_EQUAL(proto_classify(b, 8, REQID, &consume), PROTO_CLASS_STRAY);
         CU_ASSERT_EQUAL(consume, 0);
     }
 }
@@ -238,28 +240,28 @@ test_classify_abort(void)
     memset(b, 0, sizeof b);
     record_header(b, FCGI_ABORT_REQUEST, REQID, 0, 0);
     consume = 0;
-    CU_ASSERT_EQUAL(watcher_classify(b, 8, REQID, &consume), WATCH_ABORT);
+    CU_ASSERT_EQUAL(proto_classify(b, 8, REQID, &consume), PROTO_CLASS_ABORT);
     CU_ASSERT_EQUAL(consume, 8);
     /* Followed by the next record: only the ABORT is consumed. */
     record_header(b + 8, FCGI_BEGIN_REQUEST, 2, 8, 0);
-    CU_ASSERT_EQUAL(watcher_classify(b, 16, REQID, &consume), WATCH_ABORT);
+    CU_ASSERT_EQUAL(proto_classify(b, 16, REQID, &consume), PROTO_CLASS_ABORT);
     CU_ASSERT_EQUAL(consume, 8);
 
     record_header(b, FCGI_ABORT_REQUEST, REQID, 5, 3);
-    CU_ASSERT_EQUAL(watcher_classify(b, 16, REQID, &consume), WATCH_ABORT);
+    CU_ASSERT_EQUAL(proto_classify(b, 16, REQID, &consume), PROTO_CLASS_ABORT);
     CU_ASSERT_EQUAL(consume, 16);
-    CU_ASSERT_EQUAL(watcher_classify(b, 20, REQID, &consume), WATCH_ABORT);
+    CU_ASSERT_EQUAL(proto_classify(b, 20, REQID, &consume), PROTO_CLASS_ABORT);
     CU_ASSERT_EQUAL(consume, 16);
 
     /* A two-byte content length and the largest padding. */
     record_header(b, FCGI_ABORT_REQUEST, REQID, 300, 255);
-    CU_ASSERT_EQUAL(watcher_classify(b, 8 + 300 + 255, REQID, &consume),
-        WATCH_ABORT);
+    CU_ASSERT_EQUAL(proto_classify(b, 8 + 300 + 255, REQID, &consume),
+        PROTO_CLASS_ABORT);
     CU_ASSERT_EQUAL(consume, 8 + 300 + 255);
 
     /* A request id that needs both bytes. */
     record_header(b, FCGI_ABORT_REQUEST, 0x1234, 0, 0);
-    CU_ASSERT_EQUAL(watcher_classify(b, 8, 0x1234, &consume), WATCH_ABORT);
+    CU_ASSERT_EQUAL(proto_classify(b, 8, 0x1234, &consume), PROTO_CLASS_ABORT);
     CU_ASSERT_EQUAL(consume, 8);
 }
 
@@ -272,15 +274,15 @@ test_classify_abort_wrong_id(void)
 
     record_header(b, FCGI_ABORT_REQUEST, 2, 0, 0);
     consume = 99;
-    CU_ASSERT_EQUAL(watcher_classify(b, 8, REQID, &consume), WATCH_STRAY);
+    CU_ASSERT_EQUAL(proto_classify(b, 8, REQID, &consume), PROTO_CLASS_STRAY);
     CU_ASSERT_EQUAL(consume, 0);
     /* Same low byte, different high byte, and the other way round. */
     record_header(b, FCGI_ABORT_REQUEST, 0x0101, 0, 0);
-    CU_ASSERT_EQUAL(watcher_classify(b, 8, 0x0001, &consume), WATCH_STRAY);
-    CU_ASSERT_EQUAL(watcher_classify(b, 8, 0x0100, &consume), WATCH_STRAY);
-    CU_ASSERT_EQUAL(watcher_classify(b, 8, 0x0101, &consume), WATCH_ABORT);
+    CU_ASSERT_EQUAL(proto_classify(b, 8, 0x0001, &consume), PROTO_CLASS_STRAY);
+    CU_ASSERT_EQUAL(proto_classify(b, 8, 0x0100, &consume), PROTO_CLASS_STRAY);
+    CU_ASSERT_EQUAL(proto_classify(b, 8, 0x0101, &consume), PROTO_CLASS_ABORT);
     record_header(b, FCGI_ABORT_REQUEST, 0, 0, 0);     /* management id */
-    CU_ASSERT_EQUAL(watcher_classify(b, 8, REQID, &consume), WATCH_STRAY);
+    CU_ASSERT_EQUAL(proto_classify(b, 8, REQID, &consume), PROTO_CLASS_STRAY);
 }
 
 /* An ABORT whose content or padding has not all arrived: wait for more. */
@@ -295,13 +297,13 @@ test_classify_abort_split(void)
     record_header(b, FCGI_ABORT_REQUEST, REQID, 5, 3);
     for (len = 8; len < sizeof b; len++) {
         consume = 99;
-        if (watcher_classify(b, len, REQID, &consume) != WATCH_MORE ||
+        if (proto_classify(b, len, REQID, &consume) != PROTO_CLASS_MORE ||
             consume != 0)
             bad++;
     }
     CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT_EQUAL(watcher_classify(b, sizeof b, REQID, &consume),
-        WATCH_ABORT);
+    CU_ASSERT_EQUAL(proto_classify(b, sizeof b, REQID, &consume),
+        PROTO_CLASS_ABORT);
     CU_ASSERT_EQUAL(consume, sizeof b);
 }
 
@@ -322,7 +324,7 @@ test_classify_other_types(void)
     for (i = 0; i < sizeof types / sizeof types[0]; i++) {
         record_header(b, types[i], REQID, 0, 0);
         consume = 99;
-        if (watcher_classify(b, 8, REQID, &consume) != WATCH_STRAY ||
+        if (proto_classify(b, 8, REQID, &consume) != PROTO_CLASS_STRAY ||
             consume != 0)
             bad++;
     }
@@ -344,7 +346,7 @@ test_peer_close(void)
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
     CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
     CU_ASSERT_EQUAL(fc_token_cancelled(c.tok), 0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     conn_close_peer(&c);
     ms = cancelled_within(c.tok, 1000, t0);
     printf("\n    close -> cancel %.3f ms ", ms);
@@ -367,7 +369,7 @@ test_peer_half_close(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
     CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, 0), 0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(shutdown(c.sv[1], SHUT_WR), 0);
     ms = cancelled_within(c.tok, 1000, t0);
     printf("\n    half-close -> cancel %.3f ms ", ms);
@@ -426,7 +428,7 @@ test_peer_reset(void)
     CU_ASSERT_EQUAL(ARM(w, 0, fds[0], REQID, tok, 0), 0);
     CU_ASSERT_EQUAL(setsockopt(fds[1], SOL_SOCKET, SO_LINGER, &lg, sizeof lg),
         0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     close(fds[1]);                  /* linger {1, 0}: sends RST */
     ms = cancelled_within(tok, 1000, t0);
     printf("\n    reset -> cancel %.3f ms ", ms);
@@ -453,7 +455,7 @@ test_abort_request(void)
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
     CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], 7, c.tok, 0), 0);
     record_header(rec, FCGI_ABORT_REQUEST, 7, 0, 0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec, sizeof rec), 0);
     ms = cancelled_within(c.tok, 1000, t0);
     printf("\n    ABORT_REQUEST -> cancel %.3f ms ", ms);
@@ -484,7 +486,7 @@ test_abort_then_next_record(void)
     record_header(rec + 8, FCGI_BEGIN_REQUEST, 2, 8, 0);
     rec[8 + 8 + 1] = FCGI_RESPONDER;
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec, sizeof rec), 0);
-    CU_ASSERT(cancelled_within(c.tok, 1000, token_now_ns()) >= 0);
+    CU_ASSERT(cancelled_within(c.tok, 1000, now_ns()) >= 0);
     CU_ASSERT_EQUAL(fc_token_reason(c.tok), FC_ABORTED);
     watcher_disarm(w, 0);
     n = recv(c.sv[0], got, sizeof got, MSG_DONTWAIT);
@@ -514,7 +516,7 @@ test_abort_wrong_id(void)
     CU_ASSERT(n == 8 && memcmp(got, rec, 8) == 0);
     /* Still watched: a close after that is noticed. */
     conn_close_peer(&c);
-    CU_ASSERT(cancelled_within(c.tok, 1000, token_now_ns()) >= 0);
+    CU_ASSERT(cancelled_within(c.tok, 1000, now_ns()) >= 0);
     CU_ASSERT_EQUAL(fc_token_reason(c.tok), FC_CLIENT_GONE);
     watcher_disarm(w, 0);
     conn_close(&c);
@@ -563,7 +565,7 @@ test_abort_in_two_halves(void)
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec, 4), 0);
     CU_ASSERT_EQUAL(fc_token_wait(c.tok, 20), 0);       /* not on half */
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec + 4, 4), 0);
-    CU_ASSERT(cancelled_within(c.tok, 1000, token_now_ns()) >= 0);
+    CU_ASSERT(cancelled_within(c.tok, 1000, now_ns()) >= 0);
     CU_ASSERT_EQUAL(fc_token_reason(c.tok), FC_ABORTED);
     watcher_disarm(w, 0);
     CU_ASSERT(nothing_waiting(c.sv[0]));
@@ -589,7 +591,7 @@ test_abort_content_in_pieces(void)
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec + 5, 6), 0); /* part content */
     CU_ASSERT_EQUAL(fc_token_wait(c.tok, 20), 0);
     CU_ASSERT_EQUAL(write_all(c.sv[1], rec + 11, 3), 0);
-    CU_ASSERT(cancelled_within(c.tok, 1000, token_now_ns()) >= 0);
+    CU_ASSERT(cancelled_within(c.tok, 1000, now_ns()) >= 0);
     CU_ASSERT_EQUAL(fc_token_reason(c.tok), FC_ABORTED);
     watcher_disarm(w, 0);
     CU_ASSERT(nothing_waiting(c.sv[0]));
@@ -608,7 +610,7 @@ test_deadline(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, t0 + 50 * MS),
         0);
     ms = cancelled_within(c.tok, 2000, t0);
@@ -631,7 +633,7 @@ test_deadline_past(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok, t0 - 10 * MS), 0);
     ms = cancelled_within(c.tok, 1000, t0);
     CU_ASSERT(ms >= -10.0 && ms < 500.0);
@@ -653,7 +655,7 @@ test_deadlines_several(void)
     int                i;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
-    t0 = token_now_ns();
+    t0 = now_ns();
     for (i = 0; i < 4; i++) {
         CU_ASSERT_EQUAL_FATAL(conn_open(&c[i]), 0);
         CU_ASSERT_EQUAL(ARM(w, i, c[i].sv[0], REQID, c[i].tok,
@@ -689,7 +691,7 @@ test_deadline_after_disarmed_one(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&a), 0);
     CU_ASSERT_EQUAL_FATAL(conn_open(&b), 0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(ARM(w, 0, a.sv[0], REQID, a.tok, t0 + 60 * MS), 0);
     watcher_disarm(w, 0);
     CU_ASSERT_EQUAL(ARM(w, 1, b.sv[0], REQID, b.tok, t0 + 150 * MS),
@@ -714,7 +716,7 @@ test_disarm_before_deadline(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(w);
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
     CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok,
-        token_now_ns() + 50 * MS), 0);
+        now_ns() + 50 * MS), 0);
     watcher_disarm(w, 0);
     CU_ASSERT_EQUAL(fc_token_wait(c.tok, 150), 0);
     conn_close(&c);
@@ -769,7 +771,7 @@ test_rearm_new_token(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(next);
     CU_ASSERT_EQUAL(ARM(w, 0, b.sv[0], 3, next, 0), 0);
     conn_close_peer(&b);
-    CU_ASSERT(cancelled_within(next, 1000, token_now_ns()) >= 0);
+    CU_ASSERT(cancelled_within(next, 1000, now_ns()) >= 0);
     CU_ASSERT_EQUAL(fc_token_reason(next), FC_CLIENT_GONE);
     CU_ASSERT_EQUAL(fc_token_cancelled(b.tok), 0);
     CU_ASSERT_EQUAL(fc_token_cancelled(a.tok), 0);
@@ -793,13 +795,13 @@ test_rearm_after_cancel(void)
     CU_ASSERT_EQUAL_FATAL(conn_open(&b), 0);
     CU_ASSERT_EQUAL(ARM(w, 0, a.sv[0], REQID, a.tok, 0), 0);
     conn_close_peer(&a);
-    CU_ASSERT(cancelled_within(a.tok, 1000, token_now_ns()) >= 0);
+    CU_ASSERT(cancelled_within(a.tok, 1000, now_ns()) >= 0);
     watcher_disarm(w, 0);
 
     CU_ASSERT_EQUAL(ARM(w, 0, b.sv[0], 9, b.tok, 0), 0);
     record_header(rec, FCGI_ABORT_REQUEST, 9, 0, 0);
     CU_ASSERT_EQUAL(write_all(b.sv[1], rec, sizeof rec), 0);
-    CU_ASSERT(cancelled_within(b.tok, 1000, token_now_ns()) >= 0);
+    CU_ASSERT(cancelled_within(b.tok, 1000, now_ns()) >= 0);
     CU_ASSERT_EQUAL(fc_token_reason(b.tok), FC_ABORTED);
     CU_ASSERT_EQUAL(fc_token_reason(a.tok), FC_CLIENT_GONE);
     watcher_disarm(w, 0);
@@ -822,7 +824,7 @@ test_many_slots(void)
         CU_ASSERT_EQUAL_FATAL(conn_open(&c[i]), 0);
         CU_ASSERT_EQUAL(ARM(w, i, c[i].sv[0], i + 1, c[i].tok, 0), 0);
     }
-    t0 = token_now_ns();
+    t0 = now_ns();
     for (i = 1; i < NPAIRS; i += 2)
         conn_close_peer(&c[i]);
     for (i = 1; i < NPAIRS; i += 2) {
@@ -874,9 +876,9 @@ test_callback_on_watcher_thread(void)
     CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
     CU_ASSERT(fc_token_on_cancel(c.tok, seen_cb, &s) > 0);
     CU_ASSERT_EQUAL(ARM(w, 0, c.sv[0], REQID, c.tok,
-        token_now_ns() + 100 * MS), 0);
+        now_ns() + 100 * MS), 0);
     conn_close_peer(&c);
-    CU_ASSERT(cancelled_within(c.tok, 1000, token_now_ns()) >= 0);
+    CU_ASSERT(cancelled_within(c.tok, 1000, now_ns()) >= 0);
     /* The deadline passes as well: the first cancel won, nothing reruns. */
     CU_ASSERT_EQUAL(fc_token_wait(c.tok, 0), 1);
     nap_ms(150);
@@ -904,7 +906,7 @@ test_unwatchable_fd_deadline(void)
     tok = token_new(NULL);
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     CU_ASSERT_FATAL(w != NULL && tok != NULL && fd >= 0);
-    t0 = token_now_ns();
+    t0 = now_ns();
     CU_ASSERT_EQUAL(ARM(w, 0, fd, REQID, tok, t0 + 50 * MS), -1);
     ms = cancelled_within(tok, 2000, t0);
     CU_ASSERT(ms >= 50.0 && ms < 500.0);
@@ -976,7 +978,7 @@ static CU_TestInfo deadline_tests[] = {
 };
 
 static CU_SuiteInfo suites[] = {
-    { "watcher_classify", NULL, NULL, NULL, NULL, classify_tests },
+    { "proto_classify", NULL, NULL, NULL, NULL, classify_tests },
     { "watcher thread", NULL, NULL, NULL, NULL, thread_tests },
     { "watcher deadlines and slots", NULL, NULL, NULL, NULL, deadline_tests },
     CU_SUITE_INFO_NULL
