@@ -17,20 +17,22 @@
  *   connection readable -> the worker reads what is there without blocking
  *       and feeds it to proto_feed() (proto.c).  If the request is still
  *       incomplete, the connection goes back to the set and the worker to
- *       epoll_wait(); once it is whole, the same worker serves it;
+ *       epoll_wait(); once it is whole, the same worker serves it
+ *       (serve.c);
  *   timer -> connections whose request began more than read_timeout_ms ago
  *       and is not whole are shut down; whoever owns one then reads EOF
  *       and closes it.
  *
- * Serving a request: the params and body are in memory, the route is
- * matched, a request token is made as a child of the server token, the
- * watcher's slot of this worker is armed, the handler runs on this thread
- * and writes through a proto_out stream (blocking writes, each bounded by
- * SO_SNDTIMEO = write_timeout_ms), the slot is disarmed, the response ends
- * with FCGI_END_REQUEST, and the outcome is counted.  A connection the
- * front end keeps (FCGI_KEEP_CONN) is then read again, and goes back to the
- * epoll set when nothing is there; so with nginx's upstream keepalive, more
- * kept connections than workers cost nothing but descriptors.
+ * At accept, a TCP peer not in allowed_clients is closed (allow.c), and
+ * SO_SNDTIMEO = write_timeout_ms bounds each blocking write of a response.
+ * Serving a whole request (route, token, watcher, handler, the end of the
+ * response, accounting) is serve.c's, on the worker's thread, with the
+ * worker's watcher slot and output stream; it returns a verdict on the
+ * connection: keep, close, or discard (a refused request whose sender may
+ * still be writing: half-close, read and drop until EOF).  A connection
+ * the front end keeps (FCGI_KEEP_CONN) is then read again, and goes back to
+ * the epoll set when nothing is there; so with nginx's upstream keepalive,
+ * more kept connections than workers cost nothing but descriptors.
  *
  * Locking: `mtx` protects the list of waiting connections, the deadline
  * list and the timer.  `accepting` (workers inside pool_accept()) and
@@ -43,11 +45,8 @@
  * pool_drain() only shut it down, under mtx, while it waits.
  */
 #include <errno.h>
-#include <arpa/inet.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -60,15 +59,12 @@
 #include <unistd.h>
 #include <fcntl.h>
 
-#include <fastcgi.h>
-
+#include "allow.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
-#include "request.h"
-#include "router.h"
+#include "serve.h"
 #include "status.h"
-#include "token.h"
 #include "util.h"
 #include "watcher.h"
 
@@ -101,26 +97,18 @@ struct worker {
     struct proto_out out;
 };
 
-/* An allowed TCP client address (IPv4 kept as IPv4-mapped IPv6). */
-struct allow {
-    struct in6_addr      addr;
-};
-
 struct pool {
-    struct allow        *allow;     /* NULL: any client */
-    size_t               nallow;
+    struct allow        *allow;
     int                  epfd;
     int                  lfd;
     int                  quitfd;
     int                  timerfd;
     struct pool_config   cfg;
     struct proto_limits  limits;
-    const struct router *router;
-    fc_token            *server_tok;
     struct watcher      *watcher;
+    struct serve        *serve;
     struct worker       *workers;
     int                  started;
-    _Atomic uint64_t     next_id;
     _Atomic int          busy;
     _Atomic int          quit;
 
@@ -343,90 +331,6 @@ conn_discard(struct conn *c)
     buf_free(&c->pending);
 }
 
-/* Take n consumed bytes off the front of c->pending. */
-static void
-pending_consume(struct conn *c, size_t n)
-{
-    if (n == 0)
-        return;
-    if (n < c->pending.len)
-        memmove(c->pending.data, c->pending.data + n, c->pending.len - n);
-    c->pending.len -= n;
-    c->pending.data[c->pending.len] = '\0';
-}
-
-/* Store sa's address as IPv6 (IPv4 mapped) in a6; 0, or -1 if not IP. */
-static int
-peer_in6(const struct sockaddr_storage *sa, struct in6_addr *a6)
-{
-    if (sa->ss_family == AF_INET6) {
-        *a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr;
-        return 0;
-    }
-    if (sa->ss_family == AF_INET) {
-        memset(a6, 0, sizeof *a6);
-        a6->s6_addr[10] = a6->s6_addr[11] = 0xff;
-        memcpy(&a6->s6_addr[12], &((const struct sockaddr_in *)sa)->sin_addr,
-            4);
-        return 0;
-    }
-    return -1;
-}
-
-/* May this peer connect?  Unix-socket peers always may. */
-static int
-pool_allowed(struct pool *p, const struct sockaddr_storage *sa)
-{
-    static _Atomic uint64_t last_warn;
-    struct in6_addr         a6;
-    char                    text[INET6_ADDRSTRLEN];
-    uint64_t                now;
-    size_t                  i;
-
-    if (p->allow == NULL || peer_in6(sa, &a6) != 0)
-        return 1;
-    for (i = 0; i < p->nallow; i++) {
-        if (memcmp(&a6, &p->allow[i].addr, sizeof a6) == 0)
-            return 1;
-    }
-    now = now_ns();
-    if (now - atomic_load(&last_warn) > 1000000000u) {
-        atomic_store(&last_warn, now);
-        inet_ntop(AF_INET6, &a6, text, sizeof text);
-        log_warnx("pool: connection from %s refused: not in allowed_clients",
-            text);
-    }
-    return 0;
-}
-
-/* Parse the allowed_clients strings (checked by the config). */
-static int
-pool_allow_parse(struct pool *p, char **list)
-{
-    struct sockaddr_storage ss;
-    size_t                  n;
-
-    for (n = 0; list != NULL && list[n] != NULL; n++)
-        ;
-    if (n == 0)
-        return 0;
-    if ((p->allow = calloc(n, sizeof *p->allow)) == NULL)
-        return -1;
-    for (p->nallow = 0; p->nallow < n; p->nallow++) {
-        memset(&ss, 0, sizeof ss);
-        if (inet_pton(AF_INET, list[p->nallow],
-            &((struct sockaddr_in *)&ss)->sin_addr) == 1)
-            ss.ss_family = AF_INET;
-        else if (inet_pton(AF_INET6, list[p->nallow],
-            &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
-            ss.ss_family = AF_INET6;
-        else
-            return -1;
-        peer_in6(&ss, &p->allow[p->nallow].addr);
-    }
-    return 0;
-}
-
 /* A worker leaves the listening socket; pool_drain() may be waiting. */
 static void
 accept_leave(struct pool *p)
@@ -489,7 +393,7 @@ pool_accept(struct pool *p)
         }
         return NULL;
     }
-    if (!pool_allowed(p, &sa)) {
+    if (!allow_check(p->allow, &sa)) {
         close(fd);
         return NULL;
     }
@@ -512,199 +416,33 @@ pool_accept(struct pool *p)
 }
 
 /*
- * Return the CLOCK_MONOTONIC deadline of a request that started at t0: the
- * route's deadline_ms, shortened (or set) by the FastCGI param
- * FCGI_CANCEL_DEADLINE_MS that a front end may pass; 0 for none.  A
- * malformed param is ignored (logged at debug level).
- */
-static uint64_t
-request_deadline(const struct route *rt, char **envp, uint64_t t0)
-{
-    const char *p = FCGX_GetParam("FCGI_CANCEL_DEADLINE_MS", envp);
-    long        ms = rt->deadline_ms, v;
-
-    if (p != NULL) {
-        if (parse_long(p, 1, 86400000L, &v) != 0)
-            log_debug("FCGI_CANCEL_DEADLINE_MS ignored: not 1..86400000");
-        else if (ms == 0 || v < ms)
-            ms = v;
-    }
-    return ms > 0 ? t0 + (uint64_t)ms * 1000000u : 0;
-}
-
-/*
- * Answer with an error status and JSON body if the handler sent no body:
- * before the headers went out, as the status; after probes sent them (200),
- * in the body, after the probes' whitespace.  Return the status sent.
- */
-static int
-finish_error(fc_response *resp, int status, const char *message)
-{
-    if (!fc_response_committed(resp)) {
-        fc_response_error(resp, status, message);
-        return status;
-    }
-    if (response_bytes(resp) == 0)
-        fc_response_error(resp, status, message);
-    return response_get_status(resp);
-}
-
-/*
- * End the response of a request that did not complete; return the status
- * for the access log (499 if the client is gone: nothing is written).
- */
-static int
-finish_cancelled(fc_response *resp, enum fc_reason reason)
-{
-    switch (reason) {
-    case FC_DEADLINE:
-        return finish_error(resp, 504, "deadline exceeded");
-    case FC_SHUTDOWN:
-        return finish_error(resp, 503, "server shutting down");
-    default:
-        return 499;
-    }
-}
-
-/*
- * Serve the request read whole on c.  Return 1 if the connection is still
- * open and ours, 0 if it was closed (c is then freed).
+ * Serve the request read whole on c (serve.c) and do with c what the
+ * verdict says.  Return 1 if the connection is still open and ours, 0 if
+ * it was closed (c is then freed).
  */
 static int
 worker_request(struct worker *wk, struct conn *c)
 {
     struct pool        *p = wk->pool;
-    struct proto_req   *pr = &c->rq;
-    const struct route *rt = NULL;
-    fc_request         *req = NULL;
-    fc_response        *resp = NULL;
-    fc_token           *tok = NULL;
-    enum fc_reason      reason;
-    enum outcome        outcome;
-    char                epath[512], eq[512];
-    size_t              consume;
-    uint64_t            id, t0, t1;
-    int                 status, result = FC_OK, keep = 1, refused = 0;
+    enum serve_verdict  verdict;
 
     deadline_clear(p, c);
     /* Answers to records that came with the request (FCGI_CANT_MPX_CONN
      * for another id, management records) go first. */
-    if (pr->reply.len > 0 && proto_send(c->fd, &pr->reply, 1) < 0) {
+    if (c->rq.reply.len > 0 && proto_send(c->fd, &c->rq.reply, 1) < 0) {
         conn_close(p, c);
         return 0;
     }
-    t0 = now_ns();
-    id = atomic_fetch_add_explicit(&p->next_id, 1, memory_order_relaxed) + 1;
-    atomic_fetch_add_explicit(&stats.accepted, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&stats.in_flight, 1, memory_order_relaxed);
-
-    if ((tok = token_new(p->server_tok)) == NULL ||
-        (req = request_new(id, pr->envp)) == NULL ||
-        (resp = response_new(proto_out_open(&wk->out, c->fd, pr->id),
-            tok)) == NULL) {
-        log_errorx("req=%llu out of memory", (unsigned long long)id);
-        outcome = OUTCOME_FAILED;
-        status = 500;
-        keep = 0;
-        goto done;
-    }
-    /* An FCGI_ABORT_REQUEST read right behind the request. */
-    if (c->pending.len > 0 &&
-        proto_classify((const unsigned char *)c->pending.data,
-        c->pending.len, (int)pr->id, &consume) == PROTO_CLASS_ABORT) {
-        pending_consume(c, consume);
-        token_cancel(tok, FC_ABORTED);
-    }
-
-    if (pr->reject == PROTO_BODY_TOO_LARGE) {
-        fc_response_error(resp, 413, "request body too large");
-        keep = 0;
-        refused = 1;
-    } else if (pr->reject == PROTO_PARAMS_TOO_LARGE) {
-        fc_response_error(resp, 431, "request params too large");
-        keep = 0;
-        refused = 1;
-    } else {
-        request_set_body(req, pr->body.data, pr->body.len);
-        pr->body.data = NULL;
-        pr->body.len = pr->body.size = 0;
-        if ((rt = router_match(p->router, fc_request_path(req),
-            fc_request_method(req), &status)) == NULL) {
-            fc_response_error(resp, status, status == 404 ? "not found" :
-                "method not allowed");
-        } else if (!fc_token_cancelled(tok)) {
-            struct watch wa = {
-                .fd = c->fd, .reqid = (int)pr->id, .id = id, .tok = tok,
-                .deadline_ns = request_deadline(rt, pr->envp, t0),
-                .resp = resp, .probe_ms = rt->probe_ms
-            };
-
-            watcher_arm(p->watcher, wk->slot, &wa);
-            result = rt->fn(req, resp, tok, rt->data);
-            watcher_disarm(p->watcher, wk->slot);
-        } else {
-            result = FC_CANCELLED;
-        }
-    }
-
-    reason = fc_token_reason(tok);
-    if ((result == FC_CANCELLED || response_failed(resp)) &&
-        reason != FC_REASON_NONE) {
-        outcome = OUTCOME_CANCELLED;
-        status = finish_cancelled(resp, reason);
-        t1 = now_ns();
-        stats_cancel_latency(t1 - token_cancel_ns(tok));
-        log_info("req=%llu job cancelled reason=%s returned_after_ms=%.3f",
-            (unsigned long long)id, fc_reason_name(reason),
-            (double)(t1 - token_cancel_ns(tok)) / 1e6);
-        if (reason != FC_ABORTED)
-            keep = 0;
-    } else if (result != FC_OK) {
-        outcome = OUTCOME_FAILED;
-        status = finish_error(resp, 500, "internal error");
-    } else {
-        outcome = OUTCOME_COMPLETED;
-        if (!fc_response_committed(resp))
-            fc_response_flush(resp);
-        status = response_get_status(resp);
-    }
-    /* The rest of the output, the end of FCGI_STDOUT and FCGI_END_REQUEST
-     * (answering an FCGI_ABORT_REQUEST too; a front end that only
-     * half-closed still reads it).  Fails at once if a write failed. */
-    if (proto_out_end(&wk->out) != 0)
-        keep = 0;
-
-done:
-    stats_end(outcome, tok != NULL ? fc_token_reason(tok) : FC_REASON_NONE);
-    atomic_fetch_sub_explicit(&stats.in_flight, 1, memory_order_relaxed);
-    if (req != NULL) {
-        const char *q = fc_request_param(req, "QUERY_STRING");
-        const char *m = fc_request_method(req);
-
-        t1 = now_ns();
-        log_access("req=%llu %s \"%s%s%s\" %d %.3fms%s%s",
-            (unsigned long long)id, m != NULL ? m : "-",
-            log_escape(epath, sizeof epath, fc_request_path(req)),
-            q != NULL && *q != '\0' ? "?" : "",
-            log_escape(eq, sizeof eq, q != NULL ? q : ""), status,
-            (double)(t1 - t0) / 1e6,
-            outcome == OUTCOME_CANCELLED ? " reason=" : "",
-            outcome == OUTCOME_CANCELLED ?
-            fc_reason_name(fc_token_reason(tok)) : "");
-    }
-    response_free(resp);
-    request_free(req);
-    token_unref(tok);
-    keep = keep && pr->keep_conn && !pool_draining(p);
-    proto_reset(pr);
+    verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, &c->rq,
+        &c->pending);
     /* Bytes already read belong to the next request. */
     c->mid = c->pending.len > 0;
     c->t_first = now_ns();
-    if (refused && proto_out_ok(&wk->out)) {
+    if (verdict == SERVE_DISCARD) {
         conn_discard(c);
         return 1;
     }
-    if (!keep) {
+    if (verdict == SERVE_CLOSE || pool_draining(p)) {
         conn_close(p, c);
         return 0;
     }
@@ -758,7 +496,7 @@ worker_serve(struct worker *wk, struct conn *c)
         if (c->pending.len > 0) {
             res = proto_feed(&c->rq, &p->limits,
                 (const unsigned char *)c->pending.data, c->pending.len, &used);
-            pending_consume(c, used);
+            buf_consume(&c->pending, used);
             if (res == PROTO_READY) {
                 if (!worker_request(wk, c))
                     return;
@@ -812,6 +550,30 @@ worker_serve(struct worker *wk, struct conn *c)
     }
 }
 
+/*
+ * A worker thread.  The path of a request through the files, for a reader
+ * who starts here:
+ *
+ *   listen.c      the listening socket (opened by main.c, which starts
+ *                 the pool);
+ *   pool.c        a worker takes the listener's event, accepts
+ *                 (pool_accept(); allow.c checks allowed_clients), and
+ *                 reads without blocking (worker_serve());
+ *   proto.c       proto_feed() assembles the records into a request; while
+ *                 it is not whole the connection waits in the epoll set;
+ *   serve.c       serve_request(): a token (token.c), the route
+ *                 (router.c), the watcher's slot armed (watcher.c), the
+ *                 handler (src/handlers/, status.c, or a module) run with
+ *                 request.c's fc_request and fc_response;
+ *   request.c     the response, written through proto.c's FCGX_Stream
+ *                 (the write path is told in serve.c's DESIGN comment);
+ *   watcher.c     meanwhile, its thread cancels the token if the front end
+ *                 hangs up, aborts, or the deadline passes;
+ *   serve.c       the slot disarmed, proto_out_end(), the counters
+ *                 (status.c) and the access log (log.c), and a verdict;
+ *   pool.c        worker_request() keeps, closes or discards the
+ *                 connection, and reads the next request or waits again.
+ */
 static void *
 worker_main(void *arg)
 {
@@ -868,8 +630,6 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     }
     p->cfg = *cfg;
     p->lfd = lfd;
-    p->router = router;
-    p->server_tok = server_tok;
     p->epfd = p->quitfd = p->timerfd = -1;
     p->limits.max_params = cfg->max_params_bytes;
     p->limits.max_body = cfg->max_body_bytes;
@@ -879,10 +639,8 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     pthread_cond_init(&p->drained, NULL);
     stats_init(cfg->workers);
 
-    if (pool_allow_parse(p, cfg->allowed_clients) != 0) {
-        snprintf(msg, sizeof msg, "allowed_clients: not IP addresses");
-        goto fail;
-    }
+    if ((p->allow = allow_new(cfg->allowed_clients, cause)) == NULL)
+        goto fail_cause;
     if ((flags = fcntl(lfd, F_GETFL)) < 0 ||
         fcntl(lfd, F_SETFL, flags | O_NONBLOCK) < 0) {
         snprintf(msg, sizeof msg, "listening socket: %s", strerror(errno));
@@ -911,6 +669,10 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     if ((p->watcher = watcher_new(cfg->workers, cause)) == NULL)
         goto fail_cause;
     stats_set_watcher(p->watcher);
+    if ((p->serve = serve_new(router, server_tok, p->watcher)) == NULL) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
     if ((p->workers = calloc((size_t)cfg->workers, sizeof *p->workers)) ==
         NULL) {
         snprintf(msg, sizeof msg, "out of memory");
@@ -1008,6 +770,7 @@ pool_free(struct pool *p)
             free(p->workers[i].scratch);
     }
     free(p->workers);
+    serve_free(p->serve);
     stats_set_watcher(NULL);
     watcher_free(p->watcher);
     while ((c = p->waiting) != NULL) {
@@ -1022,6 +785,6 @@ pool_free(struct pool *p)
         close(p->timerfd);
     pthread_cond_destroy(&p->drained);
     xmutex_destroy(&p->mtx);
-    free(p->allow);
+    allow_free(p->allow);
     free(p);
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pool.h - the worker pool: N threads that accept FastCGI connections, read
- * requests without blocking (proto.c), run the route's handler under a cancel token
- * watched by the watcher, and account for how each request ended.
+ * requests without blocking (proto.c) and serve each whole request on the
+ * thread that read it (serve.c: the route's handler under a cancel token
+ * watched by the watcher).
  */
 #ifndef POOL_H
 #define POOL_H

@@ -42,7 +42,9 @@
  * Writing: a proto_out is an FCGX_Stream (libfcgi's stream type, whose
  * emptyBuffProc is the extension point) over a buffer that leaves room for
  * the record header in front of the content and for the closing records
- * behind it, so the end of a small response is one write.
+ * behind it, so the end of a small response is one write.  How a handler's
+ * bytes reach proto_out_empty() and how a failed write there becomes a
+ * cancel with FC_WRITE_ERROR is told in serve.c's DESIGN comment.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -493,7 +495,10 @@ proto_out_fail(struct proto_out *o)
     o->s.isClosed = 1;
 }
 
-/* The FCGX_Stream's emptyBuffProc: send the buffered content. */
+/*
+ * The FCGX_Stream's emptyBuffProc, called by libfcgi (FCGX_PutStr() when
+ * the buffer is full, FCGX_FFlush()): send the buffered content.
+ */
 static void
 proto_out_empty(FCGX_Stream *s, int do_close)
 {
@@ -560,17 +565,13 @@ int
 proto_send(int fd, struct buf *b, int wait)
 {
     ssize_t sent = proto_write(fd, b->data, b->len, wait ? 0 : MSG_DONTWAIT);
-    size_t  off;
 
     if (sent < 0)
         return -1;
-    off = (size_t)sent;
-    if (off == b->len) {
+    if ((size_t)sent == b->len) {
         buf_free(b);
         return 1;
     }
-    memmove(b->data, b->data + off, b->len - off);
-    b->len -= off;
-    b->data[b->len] = '\0';
+    buf_consume(b, (size_t)sent);
     return 0;
 }

@@ -119,6 +119,17 @@ buf_printf(struct buf *b, const char *fmt, ...)
 }
 
 void
+buf_consume(struct buf *b, size_t n)
+{
+    if (n == 0)
+        return;
+    if (n < b->len)
+        memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
+void
 buf_free(struct buf *b)
 {
     free(b->data);

@@ -33,6 +33,8 @@ int     buf_printf(struct buf *b, const char *fmt, ...)
             __attribute__((format(printf, 2, 3)));
 int     buf_vprintf(struct buf *b, const char *fmt, va_list ap)
             __attribute__((format(printf, 2, 0)));
+/* Drop the first n bytes (n <= len), keeping the rest and the memory. */
+void    buf_consume(struct buf *b, size_t n);
 /* Free the buffer's memory and empty it. */
 void    buf_free(struct buf *b);
 

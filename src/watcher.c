@@ -8,10 +8,11 @@
  * The pool reads a connection only until its request is whole (proto.c), so
  * on its own a worker learns of a gone client only when a write fails, if
  * it ever writes.  The watcher fills that gap.  Each worker owns one slot;
- * after it has read a request's body it arms its slot with the connection,
- * the request id, the token and the deadline, and it disarms the slot
- * before it finishes the request.  While armed, the connection sits in the
- * watcher's epoll set, edge-triggered, for EPOLLIN | EPOLLRDHUP:
+ * after it has read a request's body it arms its slot (serve.c) with the
+ * connection, the request id, the token and the deadline, and it disarms
+ * the slot before it finishes the request.  While armed, the connection
+ * sits in the watcher's epoll set, edge-triggered, for EPOLLIN |
+ * EPOLLRDHUP:
  *
  *   - EPOLLHUP, EPOLLERR, EPOLLRDHUP, or a peek that reads 0 bytes or fails
  *     (ECONNRESET): the front end closed or half-closed the connection ->
@@ -155,6 +156,8 @@ watcher_timers(struct watcher *w)
             w->due[n++].reason = FC_DEADLINE;
         } else if (s->probe_ns != 0 && s->next_probe <= now) {
             s->next_probe = now + s->probe_ns;
+            /* Lock order: mtx, then the response's lock, taken by
+             * trylock (the watcher never waits for a writing worker). */
             if (response_probe(s->resp) != 0) {
                 s->probe_ns = 0;
                 token_ref(s->tok);
@@ -225,6 +228,18 @@ watcher_event(struct watcher *w, uint64_t data, uint32_t events)
     }
 }
 
+/*
+ * The watcher thread.  Its part of a request's path through the files:
+ * serve.c arms the worker's slot (watcher_arm()) just before the handler
+ * runs; the connection waits in this thread's epoll set; a hang-up or
+ * bytes wake watcher_event(), which peeks and lets proto.c's
+ * proto_classify() say whether the bytes are an FCGI_ABORT_REQUEST; a
+ * deadline or probe tick wakes watcher_timers(), whose probes write
+ * through request.c's response_probe(); token_cancel() (token.c) then
+ * runs the job's callbacks on this thread and wakes the job, which
+ * returns to serve.c; serve.c disarms the slot (watcher_disarm()) and
+ * ends the response.
+ */
 static void *
 watcher_main(void *arg)
 {

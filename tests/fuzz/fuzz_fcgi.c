@@ -17,7 +17,7 @@
  * bytes are taken off.  Before each feed the reply is "sent" (appended to
  * a transcript, then dropped); on PROTO_READY the request is checked, its
  * params given to request_new() and its body to request_set_body() as
- * worker_request() does, then proto_reset() and feeding goes on with what
+ * serve_request() does, then proto_reset() and feeding goes on with what
  * is left; on PROTO_CLOSE the connection ends.  Checked: the contract of
  * proto.h for each result (*used within what was given, a partial record
  * only left over by PROTO_MORE, `error` with PROTO_CLOSE only, the reply
@@ -156,7 +156,7 @@ ready(struct run *run, struct proto_req *r)
         CHECK(buf_printf(&run->ev, "\n%s", r->envp[i]) == 0);
     add(&run->ev, "\n", 1);
 
-    /* worker_request(): the params and the body go to the request. */
+    /* serve_request(): the params and the body go to the request. */
     CHECK((req = request_new(1, r->envp)) != NULL);
     CHECK(fc_request_path(req)[0] == '/');
     CHECK(fc_request_method(req) != NULL);
@@ -278,12 +278,7 @@ feed_chunks(const unsigned char *d, size_t len, uint32_t seed, struct run *run)
                 pending.len, &used);
             check_feed(&r, res, (const unsigned char *)pending.data,
                 pending.len, used);
-            /* pool.c's pending_consume() */
-            if (used > 0) {
-                memmove(pending.data, pending.data + used,
-                    pending.len - used);
-                pending.len -= used;
-            }
+            buf_consume(&pending, used);    /* as pool.c does */
             if (res == PROTO_READY) {
                 send_reply(run, &r);
                 ready(run, &r);
