@@ -20,6 +20,7 @@
 #include <CUnit/CUnit.h>
 
 #include "config.h"
+#include "config_keys.h"
 #include "handlers/work.h"
 #include "log.h"
 #include "router.h"
@@ -1001,7 +1002,8 @@ apply_opts(const char *json, struct opts *o)
     CU_ASSERT_PTR_NOT_NULL_FATAL(obj);
     memset(o, 0, sizeof *o);
     CU_ASSERT_EQUAL(config_keys_defaults(opt_keys, 6, o), 0);
-    if (config_route_options(opt_keys, 6, o, obj, "routes[4]", &cause) != 0)
+    if (config_keys_read(opt_keys, 6, o, obj, "routes[4]", router_common_key,
+        &cause) != 0)
         CU_ASSERT_PTR_NOT_NULL(cause);
     json_object_put(obj);
     return cause;
@@ -1064,8 +1066,8 @@ test_route_options(void)
         free(cause);
         config_keys_free(opt_keys, 6, &o);
     }
-    CU_ASSERT_EQUAL(config_route_common_key("deadline_ms"), 1);
-    CU_ASSERT_EQUAL(config_route_common_key("argv"), 0);
+    CU_ASSERT_EQUAL(router_common_key("deadline_ms"), 1);
+    CU_ASSERT_EQUAL(router_common_key("argv"), 0);
 }
 
 /* ---- main ------------------------------------------------------------- */
