@@ -34,15 +34,17 @@ config_check_listen(const char *spec, char **cause)
 
     if (strncmp(spec, "unix:", 5) == 0) {
         if (spec[5] != '/')
-            return config_keys_fail(cause, NULL, "the path of unix: must be absolute");
+            return config_keys_fail(cause, NULL,
+                "the path of unix: must be absolute");
         if (strlen(spec + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return config_keys_fail(cause, NULL, "the path of unix: is too long (at "
-                "most %zu bytes)",
+            return config_keys_fail(cause, NULL, "the path of unix: is too "
+                "long (at most %zu bytes)",
                 sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
         return 0;
     }
     if (strncmp(spec, "tcp:", 4) != 0)
-        return config_keys_fail(cause, NULL, "must be unix:/PATH or tcp:HOST:PORT");
+        return config_keys_fail(cause, NULL,
+            "must be unix:/PATH or tcp:HOST:PORT");
     addr = spec + 4;
     if ((port = strrchr(addr, ':')) == NULL)
         return config_keys_fail(cause, NULL, "must be tcp:HOST:PORT");
@@ -57,14 +59,15 @@ config_check_listen(const char *spec, char **cause)
         hlen -= 2;
     }
     if (hlen == 0)
-        return config_keys_fail(cause, NULL, "the host is missing (tcp:HOST:PORT)");
+        return config_keys_fail(cause, NULL,
+            "the host is missing (tcp:HOST:PORT)");
     if (hlen > 253)
         return config_keys_fail(cause, NULL, "the host is too long");
     for (p = addr; p < addr + hlen; p++) {
         if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '[' ||
             *p == ']' || *p == '/')
-            return config_keys_fail(cause, NULL, "the host must be a name or an "
-                "address (in [ ] for IPv6)");
+            return config_keys_fail(cause, NULL, "the host must be a name "
+                "or an address (in [ ] for IPv6)");
     }
     return 0;
 }

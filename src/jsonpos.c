@@ -82,7 +82,8 @@ jsonpos_read(const char *file, size_t max, struct jsonpos_text *t,
 
 /* Line and column (from 1; columns in UTF-8 characters) of offset off. */
 static void
-text_linecol(const struct jsonpos_text *t, size_t off, unsigned *line, unsigned *col)
+text_linecol(const struct jsonpos_text *t, size_t off, unsigned *line,
+    unsigned *col)
 {
     size_t i;
 
@@ -493,7 +494,8 @@ text_parse(const char *file, const struct jsonpos_text *t,
     }
     if (err == json_tokener_continue) {
         if (sc->empty) {
-            config_keys_fail(cause, file, "empty file (write {} for the defaults)");
+            config_keys_fail(cause, file,
+                "empty file (write {} for the defaults)");
         } else if (sc->open != NOPOS) {
             text_linecol(t, sc->open, &line, &col);
             fail_at(cause, file, t, t->len, "unexpected end of file: the "

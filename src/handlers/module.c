@@ -129,7 +129,8 @@ module_load(struct module_opts *m, int options_given, const char *where,
     /* dlopen() would read a FIFO or a device: refuse them first.  A stat()
      * that fails is left to dlopen() to report, in its words. */
     if (stat(m->module, &st) == 0 && !S_ISREG(st.st_mode))
-        return config_keys_fail(cause, path, "%s: not a regular file", m->module);
+        return config_keys_fail(cause, path, "%s: not a regular file",
+            m->module);
     dlerror();
     if ((m->dl = dlopen(m->module, RTLD_NOW | RTLD_LOCAL)) == NULL)
         return dl_fail(cause, path, m->module);
