@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "handlers/module.h"
+#include "handlers/handlers.h"
 #include "listen.h"
 #include "log.h"
 #include "notify.h"
@@ -173,9 +173,9 @@ load_config(const struct options *o, struct config *cfg,
     config_init(cfg);
     *src = NULL;
     if (o->config != NULL) {
-        module_defer(1);
+        /* Check the routes' keys, load no module yet (we may be root). */
         if ((*src = config_read(o->config, &cause)) == NULL ||
-            config_parse(cfg, *src, &cause) != 0) {
+            config_parse(cfg, *src, HANDLER_CHECK_ONLY, &cause) != 0) {
             fprintf(stderr, "%s\n", cause != NULL ? cause : "out of memory");
             free(cause);
             return -1;
@@ -233,9 +233,8 @@ load_modules(struct config *cfg, const struct config_source *src)
 
     if (src == NULL)
         return 0;
-    module_defer(0);
     config_init(&tmp);
-    if (config_parse(&tmp, src, &cause) != 0) {
+    if (config_parse(&tmp, src, 0, &cause) != 0) {
         fprintf(stderr, "%s\n", cause != NULL ? cause : "out of memory");
         free(cause);
         config_free(&tmp);

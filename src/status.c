@@ -5,12 +5,15 @@
  * operators and tests rely on (see README): fields may be added, never
  * renamed.  Cancel latencies (cancel -> job returned) are kept in a ring of
  * the last 4096 samples, protected by `lat_mtx`, for p50/p99/max.
+ * The two handlers' rows in the handler registry (handler_status,
+ * handler_ping, at the end) give each its default route.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
+#include "handlers/handlers.h"
 #include "status.h"
 #include "watcher.h"
 #include "util.h"
@@ -210,3 +213,27 @@ ping_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
     fc_response_header(resp, "Cache-Control", "no-store");
     return fc_response_write(resp, "pong", 4) == 0 ? FC_OK : FC_ERROR;
 }
+
+/* The rows of the two in the handler registry: no options, a route each. */
+static const char *const status_default_routes[] = {
+    "{\"path\": \"/status\", \"methods\": [\"GET\", \"HEAD\"], "
+    "\"handler\": \"status\"}",
+    NULL
+};
+
+const struct handler_def handler_status = {
+    .name = "status",
+    .handler = status_handler,
+    .default_routes = status_default_routes,
+};
+
+static const char *const ping_default_routes[] = {
+    "{\"path\": \"/ping\", \"handler\": \"ping\"}",
+    NULL
+};
+
+const struct handler_def handler_ping = {
+    .name = "ping",
+    .handler = ping_handler,
+    .default_routes = ping_default_routes,
+};

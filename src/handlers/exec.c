@@ -17,6 +17,13 @@
  *
  * Without pidfd_open (Linux < 5.3, or a seccomp filter), the loop looks at
  * the child with waitid(WNOWAIT) every EXEC_WAIT_POLL_MS instead.
+ *
+ * The route's options are a key table on the config_keys engine, checked
+ * by exec_build(); handler_exec (at the end) is the handler's row in the
+ * registry.  The CGI header parser and the environment are in cgi.c; the
+ * rest stays one file (a little over 900 lines) because the spawn, the
+ * output and the loop all work on one struct exec_run, in an order (reap
+ * last) that is easier to check when it is read in one place.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -25,6 +32,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +44,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handlers/cgi.h"
 #include "handlers/exec.h"
-#include "request.h"
+#include "handlers/handlers.h"
 #include "log.h"
-#include "router.h"
 #include "util.h"
 
-#define EXEC_PATH_ENV       "PATH=/usr/local/bin:/usr/bin:/bin"
 #define EXEC_WAIT_POLL_MS   10          /* without a pidfd */
 #define EXEC_IO_CHUNK       65536       /* one read or write */
 #define EXEC_DRAIN_MAX      (4 << 20)   /* read after the exit, per pipe */
@@ -56,7 +63,8 @@ enum exec_output {
 
 /* A route's options; read-only once built, shared by every worker. */
 struct exec_opts {
-    char               *route;          /* the route's path, for messages */
+    char               *route;          /* the route's path, for messages;
+                                           set by exec_build() */
     char              **argv;           /* NULL-terminated */
     char               *cwd;            /* NULL: the server's */
     char              **env;            /* "NAME=VALUE", NULL-terminated */
@@ -99,613 +107,167 @@ struct exec_run {
     char                io[EXEC_IO_CHUNK];
 };
 
-/* CGI/1.1 meta-variables copied from the params when present. */
-static const char *const cgi_params[] = {
-    "PATH_INFO", "SCRIPT_NAME", "REQUEST_URI", "DOCUMENT_URI",
-    "REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT",
-    "SERVER_PROTOCOL", "HTTPS", "CONTENT_TYPE",
-};
-
 /* ---- options ------------------------------------------------------- */
 
-static void
-strv_free(char **v)
+#define EXEC_STR(x)         #x
+#define EXEC_XSTR(x)        EXEC_STR(x)
+
+static const char *const output_names[] = { "cgi", "raw", NULL };
+
+_Static_assert(sizeof(enum exec_output) == sizeof(int),
+    "CONFIG_ENUM stores an int");
+
+static int check_cwd(const char *, char **);
+static int check_content_type(const char *, char **);
+static int set_env(void *, json_object *, const char *, char **);
+
+/* An exec route's options, into a struct exec_opts. */
+static const struct config_key exec_keys[] = {
+    { .name = "argv", .type = CONFIG_STRV,
+      .offset = offsetof(struct exec_opts, argv),
+      .min = 1, .must = "a non-empty array of strings" },
+    { .name = "cwd", .type = CONFIG_STRING,
+      .offset = offsetof(struct exec_opts, cwd),
+      .check = check_cwd, .must = "a directory name" },
+    { .name = "env", .type = CONFIG_STRV,
+      .offset = offsetof(struct exec_opts, env), .set = set_env },
+    { .name = "kill_grace_ms", .type = CONFIG_INT,
+      .offset = offsetof(struct exec_opts, kill_grace_ms),
+      .min = 0, .max = EXEC_KILL_GRACE_MAX_MS,
+      .def = EXEC_KILL_GRACE_DEF_MS,
+      .must = "an integer from 0 to " EXEC_XSTR(EXEC_KILL_GRACE_MAX_MS) },
+    { .name = "output", .type = CONFIG_ENUM,
+      .offset = offsetof(struct exec_opts, output),
+      .def = EXEC_OUTPUT_CGI, .names = output_names,
+      .must = "\"cgi\" or \"raw\"" },
+    { .name = "content_type", .type = CONFIG_STRING,
+      .offset = offsetof(struct exec_opts, content_type),
+      .check = check_content_type, .must = "a non-empty string" },
+};
+
+/* "cwd": a directory. */
+static int
+check_cwd(const char *s, char **why)
 {
-    size_t i;
+    struct stat st;
+    int         err = 0;
 
-    if (v == NULL)
-        return;
-    for (i = 0; v[i] != NULL; i++)
-        free(v[i]);
-    free(v);
-}
-
-void
-exec_opts_free(void *opts)
-{
-    struct exec_opts *o = opts;
-
-    if (o == NULL)
-        return;
-    free(o->route);
-    strv_free(o->argv);
-    free(o->cwd);
-    strv_free(o->env);
-    free(o->content_type);
-    free(o);
-}
-
-/* Set *cause to "<where>.<key>: <message>"; return -1. */
-static int __attribute__((format(printf, 4, 5)))
-opt_fail(char **cause, const char *where, const char *key, const char *fmt,
-    ...)
-{
-    struct buf b = { 0 };
-    va_list    ap;
-
-    va_start(ap, fmt);
-    if (buf_printf(&b, "%s.%s: ", where, key) != 0 ||
-        buf_vprintf(&b, fmt, ap) != 0) {
-        buf_free(&b);
-        b.data = strdup("out of memory");
-    }
-    va_end(ap);
-    *cause = b.data;
+    if (*s == '\0')
+        return config_keys_refuse(why, "must be a directory name");
+    if (stat(s, &st) != 0)
+        err = errno;
+    else if (!S_ISDIR(st.st_mode))
+        err = ENOTDIR;
+    if (err == 0)
+        return 0;
+    if (asprintf(why, "%s: %s", s, strerror(err)) < 0)
+        *why = NULL;
     return -1;
 }
 
-/* Return the string of a json string without NUL bytes, else NULL. */
-static const char *
-opt_string(json_object *v)
-{
-    const char *s;
-
-    if (!json_object_is_type(v, json_type_string))
-        return NULL;
-    s = json_object_get_string(v);
-    if (strlen(s) != (size_t)json_object_get_string_len(v))
-        return NULL;
-    return s;
-}
-
-/* Is name a portable environment variable name? */
+/* "content_type": a header value, without control characters. */
 static int
-env_name_ok(const char *name)
+check_content_type(const char *s, char **why)
 {
     const char *p;
 
-    if (!isalpha((unsigned char)*name) && *name != '_')
-        return 0;
-    for (p = name; *p != '\0'; p++) {
-        if (!isalnum((unsigned char)*p) && *p != '_')
-            return 0;
+    if (*s == '\0')
+        return config_keys_refuse(why, "must be a non-empty string");
+    for (p = s; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return config_keys_refuse(why,
+                "must not contain control characters");
     }
-    return 1;
-}
-
-static int
-opt_argv(struct exec_opts *o, json_object *v, const char *where,
-    const char *key, char **cause)
-{
-    struct stat st;
-    const char *s;
-    size_t      i, n;
-    char        k[64];
-
-    if (!json_object_is_type(v, json_type_array) ||
-        (n = json_object_array_length(v)) == 0)
-        return opt_fail(cause, where, key,
-            "must be a non-empty array of strings");
-    strv_free(o->argv);
-    if ((o->argv = calloc(n + 1, sizeof *o->argv)) == NULL)
-        return opt_fail(cause, where, key, "out of memory");
-    for (i = 0; i < n; i++) {
-        snprintf(k, sizeof k, "%s[%zu]", key, i);
-        if ((s = opt_string(json_object_array_get_idx(v, i))) == NULL)
-            return opt_fail(cause, where, k,
-                "must be a string (without NUL bytes)");
-        if ((o->argv[i] = strdup(s)) == NULL)
-            return opt_fail(cause, where, k, "out of memory");
-    }
-    s = o->argv[0];
-    snprintf(k, sizeof k, "%s[0]", key);
-    if (*s != '/')
-        return opt_fail(cause, where, k, "\"%s\" is not an absolute path",
-            s);
-    if (stat(s, &st) != 0)
-        return opt_fail(cause, where, k, "%s: %s", s, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return opt_fail(cause, where, k, "%s: not a regular file", s);
-    if (faccessat(AT_FDCWD, s, X_OK, AT_EACCESS) != 0)
-        return opt_fail(cause, where, k, "%s: %s", s, strerror(errno));
     return 0;
 }
 
+/*
+ * "env": an object of string values, into "NAME=VALUE" strings.  A JSON
+ * object has one member per name, so this runs once per route; what it
+ * stored before an error is freed with the other keys.
+ */
 static int
-opt_cwd(struct exec_opts *o, json_object *v, const char *where,
-    const char *key, char **cause)
+set_env(void *base, json_object *v, const char *path, char **cause)
 {
-    struct stat st;
-    const char *s;
-
-    if ((s = opt_string(v)) == NULL || *s == '\0')
-        return opt_fail(cause, where, key, "must be a directory name");
-    if (stat(s, &st) != 0)
-        return opt_fail(cause, where, key, "%s: %s", s, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return opt_fail(cause, where, key, "%s: %s", s, strerror(ENOTDIR));
-    free(o->cwd);
-    if ((o->cwd = strdup(s)) == NULL)
-        return opt_fail(cause, where, key, "out of memory");
-    return 0;
-}
-
-static int
-opt_env(struct exec_opts *o, json_object *v, const char *where,
-    const char *key, char **cause)
-{
-    const char *s;
-    size_t      n = 0;
-    char        k[256];
+    struct exec_opts   *o = base;
+    const char         *s;
+    size_t              n = 0;
+    char                k[256], esc[256];
 
     if (!json_object_is_type(v, json_type_object))
-        return opt_fail(cause, where, key,
+        return config_keys_fail(cause, path,
             "must be an object of string values");
-    strv_free(o->env);
     if ((o->env = calloc((size_t)json_object_object_length(v) + 1,
         sizeof *o->env)) == NULL)
-        return opt_fail(cause, where, key, "out of memory");
+        return config_keys_fail(cause, path, "out of memory");
     json_object_object_foreach(v, name, val) {
-        snprintf(k, sizeof k, "%s.%s", key, name);
-        if (!env_name_ok(name))
-            return opt_fail(cause, where, key,
+        snprintf(k, sizeof k, "%s.%s", path, name);
+        if (!cgi_env_name_ok(name))
+            return config_keys_fail(cause, path,
                 "\"%s\" is not a variable name",
-                log_escape(k, sizeof k, name));
-        if ((s = opt_string(val)) == NULL)
-            return opt_fail(cause, where, k,
+                log_escape(esc, sizeof esc, name));
+        if (config_keys_string(val, k, &s, cause) != 0) {
+            free(*cause);
+            return config_keys_fail(cause, k,
                 "must be a string (without NUL bytes)");
+        }
         if (asprintf(&o->env[n], "%s=%s", name, s) < 0) {
             o->env[n] = NULL;
-            return opt_fail(cause, where, k, "out of memory");
+            return config_keys_fail(cause, k, "out of memory");
         }
         n++;
     }
     return 0;
 }
 
+/*
+ * The builder of exec routes: what single keys cannot check (argv[0] is an
+ * executable file, content_type goes with raw output), and the route's
+ * path for messages.
+ */
 static int
-opt_kill_grace(struct exec_opts *o, json_object *v, const char *where,
-    const char *key, char **cause)
-{
-    int64_t ms;
-
-    if (!json_object_is_type(v, json_type_int) ||
-        (ms = json_object_get_int64(v)) < 0 || ms > EXEC_KILL_GRACE_MAX_MS)
-        return opt_fail(cause, where, key,
-            "must be an integer from 0 to %d", EXEC_KILL_GRACE_MAX_MS);
-    o->kill_grace_ms = (long)ms;
-    return 0;
-}
-
-static int
-opt_output(struct exec_opts *o, json_object *v, const char *where,
-    const char *key, char **cause)
-{
-    const char *s = opt_string(v);
-
-    if (s != NULL && strcmp(s, "cgi") == 0)
-        o->output = EXEC_OUTPUT_CGI;
-    else if (s != NULL && strcmp(s, "raw") == 0)
-        o->output = EXEC_OUTPUT_RAW;
-    else
-        return opt_fail(cause, where, key, "must be \"cgi\" or \"raw\"");
-    return 0;
-}
-
-static int
-opt_content_type(struct exec_opts *o, json_object *v, const char *where,
-    const char *key, char **cause)
-{
-    const char *s = opt_string(v), *p;
-
-    if (s == NULL || *s == '\0')
-        return opt_fail(cause, where, key, "must be a non-empty string");
-    for (p = s; *p != '\0'; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return opt_fail(cause, where, key,
-                "must not contain control characters");
-    }
-    free(o->content_type);
-    if ((o->content_type = strdup(s)) == NULL)
-        return opt_fail(cause, where, key, "out of memory");
-    return 0;
-}
-
-/* The exec keys of a route object. */
-static const struct exec_key {
-    const char  *name;
-    int        (*parse)(struct exec_opts *, json_object *, const char *,
-                    const char *, char **);
-} exec_keys[] = {
-    { "argv", opt_argv },
-    { "cwd", opt_cwd },
-    { "env", opt_env },
-    { "kill_grace_ms", opt_kill_grace },
-    { "output", opt_output },
-    { "content_type", opt_content_type },
-};
-
-/* The keys of every route, checked by the config loader. */
-static const char *const common_keys[] = {
-    "path", "methods", "handler", "deadline_ms", "probe_ms",
-};
-
-int
-exec_route_build(struct route *rt, json_object *route_obj, const char *where,
+exec_build(void *opts, json_object *route_obj, const struct handler_ctx *ctx,
     char **cause)
 {
-    struct exec_opts *o;
-    json_object      *pv;
-    const char       *path = NULL;
-    size_t            i;
-    int               common;
+    struct exec_opts   *o = opts;
+    struct stat         st;
+    const char         *s;
+    char                k[64];
 
-    *cause = NULL;
-    if (!json_object_is_type(route_obj, json_type_object)) {
-        if (asprintf(cause, "%s: must be an object", where) < 0)
-            *cause = NULL;
-        return -1;
-    }
-    if ((o = calloc(1, sizeof *o)) == NULL)
-        return opt_fail(cause, where, "argv", "out of memory");
-    o->kill_grace_ms = EXEC_KILL_GRACE_DEF_MS;
-    o->output = EXEC_OUTPUT_CGI;
-
-    json_object_object_foreach(route_obj, key, val) {
-        const struct exec_key *k = NULL;
-
-        for (i = 0, common = 0; i < nitems(common_keys); i++)
-            common |= strcmp(key, common_keys[i]) == 0;
-        if (common)
-            continue;
-        for (i = 0; i < nitems(exec_keys); i++) {
-            if (strcmp(key, exec_keys[i].name) == 0)
-                k = &exec_keys[i];
-        }
-        if (k == NULL) {
-            char esc[128];
-
-            opt_fail(cause, where, log_escape(esc, sizeof esc, key),
-                "unknown key for handler \"exec\"");
-            goto fail;
-        }
-        if (k->parse(o, val, where, key, cause) != 0)
-            goto fail;
-    }
-    if (o->argv == NULL) {
-        opt_fail(cause, where, "argv", "missing (the program to run)");
-        goto fail;
-    }
-    if (o->content_type != NULL && o->output != EXEC_OUTPUT_RAW) {
-        opt_fail(cause, where, "content_type",
-            "only with \"output\": \"raw\"");
-        goto fail;
-    }
+    (void)route_obj;
+    snprintf(k, sizeof k, "%s.argv", ctx->where);
+    if (o->argv == NULL)
+        return config_keys_fail(cause, k, "missing (the program to run)");
+    s = o->argv[0];
+    snprintf(k, sizeof k, "%s.argv[0]", ctx->where);
+    if (*s != '/')
+        return config_keys_fail(cause, k, "\"%s\" is not an absolute path",
+            s);
+    if (stat(s, &st) != 0)
+        return config_keys_fail(cause, k, "%s: %s", s, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return config_keys_fail(cause, k, "%s: not a regular file", s);
+    if (faccessat(AT_FDCWD, s, X_OK, AT_EACCESS) != 0)
+        return config_keys_fail(cause, k, "%s: %s", s, strerror(errno));
+    snprintf(k, sizeof k, "%s.content_type", ctx->where);
+    if (o->content_type != NULL && o->output != EXEC_OUTPUT_RAW)
+        return config_keys_fail(cause, k, "only with \"output\": \"raw\"");
     if (o->output == EXEC_OUTPUT_RAW && o->content_type == NULL &&
-        (o->content_type = strdup("application/octet-stream")) == NULL) {
-        opt_fail(cause, where, "content_type", "out of memory");
-        goto fail;
-    }
-    if (json_object_object_get_ex(route_obj, "path", &pv))
-        path = opt_string(pv);
-    if (path == NULL)
-        path = rt->path != NULL ? rt->path : "(unnamed)";
-    if ((o->route = strdup(path)) == NULL) {
-        opt_fail(cause, where, "path", "out of memory");
-        goto fail;
-    }
-
-    rt->fn = exec_handler;
-    rt->data = o;
-    rt->data_free = exec_opts_free;
-    rt->handler_name = "exec";
-    return 0;
-fail:
-    exec_opts_free(o);
-    return -1;
-}
-
-/* ---- CGI header parsing --------------------------------------------- */
-
-/* Is c a tchar of RFC 9110 (a header name character)? */
-static int
-cgi_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c >= '0' && c <= '9'))
-        return 1;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-void
-cgi_headers_free(struct cgi_headers *h)
-{
-    size_t i;
-
-    free(h->content_type);
-    free(h->location);
-    for (i = 0; i < h->nextra; i++) {
-        free(h->extra[i].name);
-        free(h->extra[i].value);
-    }
-    free(h->extra);
-    memset(h, 0, sizeof *h);
-}
-
-static int
-cgi_bad(struct cgi_headers *h, const char *why)
-{
-    cgi_headers_free(h);
-    h->error = why;
-    return -1;
-}
-
-/* Is the header name of nlen bytes at name equal to s, ignoring case? */
-static int
-cgi_is(const char *name, size_t nlen, const char *s)
-{
-    return strlen(s) == nlen && strncasecmp(name, s, nlen) == 0;
-}
-
-/* Parse one "Name: value" line of len bytes (no line end); 0 or -1. */
-static int
-cgi_line(const char *line, size_t len, struct cgi_headers *h)
-{
-    struct cgi_header *nx;
-    const char        *colon, *v, *end = line + len, *p;
-    size_t             nlen, vlen;
-    char              *value;
-
-    if ((colon = memchr(line, ':', len)) == NULL)
-        return cgi_bad(h, "header line without ':'");
-    nlen = (size_t)(colon - line);
-    if (nlen == 0)
-        return cgi_bad(h, "empty header name");
-    for (p = line; p < colon; p++) {
-        if (!cgi_tchar((unsigned char)*p))
-            return cgi_bad(h, "invalid character in a header name");
-    }
-    for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
-        ;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    vlen = (size_t)(end - v);
-    for (p = v; p < end; p++) {
-        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-            return cgi_bad(h, "control character in a header value");
-    }
-
-    if (cgi_is(line, nlen, "Status")) {
-        if (h->status != 0)
-            return cgi_bad(h, "repeated Status");
-        if (vlen < 3 || v[0] < '1' || v[0] > '9' ||
-            !isdigit((unsigned char)v[1]) || !isdigit((unsigned char)v[2]) ||
-            (vlen > 3 && v[3] != ' ' && v[3] != '\t'))
-            return cgi_bad(h, "Status is not a 3-digit code");
-        h->status = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
-        return 0;
-    }
-    if ((value = strndup(v, vlen)) == NULL)
-        return cgi_bad(h, "out of memory");
-    if (cgi_is(line, nlen, "Content-Type") ||
-        cgi_is(line, nlen, "Location")) {
-        char **slot = cgi_is(line, nlen, "Location") ? &h->location :
-            &h->content_type;
-
-        if (*slot != NULL || vlen == 0) {
-            free(value);
-            return cgi_bad(h, vlen == 0 ? "empty Content-Type or Location" :
-                "repeated Content-Type or Location");
-        }
-        *slot = value;
-        return 0;
-    }
-    if ((nx = realloc(h->extra, (h->nextra + 1) * sizeof *nx)) == NULL) {
-        free(value);
-        return cgi_bad(h, "out of memory");
-    }
-    h->extra = nx;
-    nx[h->nextra].value = value;
-    if ((nx[h->nextra].name = strndup(line, nlen)) == NULL) {
-        free(value);
-        return cgi_bad(h, "out of memory");
-    }
-    h->nextra++;
+        (o->content_type = strdup("application/octet-stream")) == NULL)
+        return config_keys_fail(cause, k, "out of memory");
+    if ((o->route = strdup(ctx->path)) == NULL)
+        return config_keys_fail(cause, ctx->where, "out of memory");
     return 0;
 }
 
-int
-cgi_parse_headers(const char *buf, size_t len, size_t *consumed,
-    struct cgi_headers *h)
-{
-    const char *nl;
-    size_t      lim = len < CGI_HEADERS_MAX ? len : CGI_HEADERS_MAX;
-    size_t      off = 0, end, llen, block = 0, lines = 0;
-
-    memset(h, 0, sizeof *h);
-    *consumed = 0;
-
-    /* Find the blank line first: nothing is allocated for a partial block. */
-    for (;;) {
-        if ((nl = memchr(buf + off, '\n', lim - off)) == NULL) {
-            if (len >= CGI_HEADERS_MAX)
-                return cgi_bad(h, "header block longer than 64 KiB");
-            return 0;
-        }
-        end = (size_t)(nl - buf);
-        llen = end - off;
-        if (llen > 0 && buf[end - 1] == '\r')
-            llen--;
-        off = end + 1;
-        if (llen == 0) {
-            block = off;
-            break;
-        }
-        lines++;
-    }
-    if (lines == 0)
-        return cgi_bad(h, "no header before the blank line");
-
-    for (off = 0; off < block; off = end + 1) {
-        nl = memchr(buf + off, '\n', block - off);
-        end = (size_t)(nl - buf);
-        llen = end - off;
-        if (llen > 0 && buf[end - 1] == '\r')
-            llen--;
-        if (llen == 0)
-            break;
-        if (cgi_line(buf + off, llen, h) != 0)
-            return -1;
-    }
-    if (h->status == 0)
-        h->status = h->location != NULL ? 302 : 200;
-    *consumed = block;
-    return 1;
-}
-
-/* ---- the environment ------------------------------------------------ */
-
-struct envv {
-    char      **v;                      /* NULL-terminated */
-    size_t      n;
-    size_t      cap;
-    int         failed;                 /* an allocation failed */
-};
-
-/* Return the index of variable name (nlen bytes) in e, or -1. */
-static ssize_t
-env_find(const struct envv *e, const char *name, size_t nlen)
-{
-    size_t i;
-
-    for (i = 0; i < e->n; i++) {
-        if (strncmp(e->v[i], name, nlen) == 0 && e->v[i][nlen] == '=')
-            return (ssize_t)i;
-    }
-    return -1;
-}
-
-/* Add "name=value" (entry, taken over); replace decides if it wins. */
+/* Free what exec_build() added to the options. */
 static void
-env_put_entry(struct envv *e, char *entry, int replace)
+exec_fini(void *opts)
 {
-    size_t  nlen;
-    ssize_t i;
-    char  **nv;
+    struct exec_opts *o = opts;
 
-    if (entry == NULL) {
-        e->failed = 1;
-        return;
-    }
-    nlen = strcspn(entry, "=");
-    if ((i = env_find(e, entry, nlen)) >= 0) {
-        if (replace) {
-            free(e->v[i]);
-            e->v[i] = entry;
-        } else {
-            free(entry);
-        }
-        return;
-    }
-    if (e->n + 2 > e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 64;
-
-        if ((nv = realloc(e->v, cap * sizeof *nv)) == NULL) {
-            free(entry);
-            e->failed = 1;
-            return;
-        }
-        e->v = nv;
-        e->cap = cap;
-    }
-    e->v[e->n++] = entry;
-    e->v[e->n] = NULL;
-}
-
-static void
-env_set(struct envv *e, const char *name, const char *value, int replace)
-{
-    char *entry;
-
-    if (asprintf(&entry, "%s=%s", name, value) < 0) {
-        e->failed = 1;
-        return;
-    }
-    env_put_entry(e, entry, replace);
-}
-
-static void
-env_free(struct envv *e)
-{
-    size_t i;
-
-    for (i = 0; i < e->n; i++)
-        free(e->v[i]);
-    free(e->v);
-    memset(e, 0, sizeof *e);
-}
-
-/* Add an HTTP_* param unless it is HTTP_PROXY or has an odd name. */
-static void
-env_http(struct envv *e, const char *name, const char *value)
-{
-    if (strncmp(name, "HTTP_", 5) != 0 || name[5] == '\0' ||
-        strcmp(name, "HTTP_PROXY") == 0 || !env_name_ok(name))
-        return;
-    env_set(e, name, value, 0);
-}
-
-/* Build the program's environment; return 0, or -1 on allocation failure. */
-static int
-env_build(struct envv *e, const struct exec_opts *o, fc_request *req,
-    size_t body_len)
-{
-    const char *v;
-    char      **pv, num[32];
-    size_t      i;
-
-    memset(e, 0, sizeof *e);
-    env_set(e, "GATEWAY_INTERFACE", "CGI/1.1", 1);
-    env_set(e, "REQUEST_METHOD", fc_request_method(req), 1);
-    v = fc_request_param(req, "QUERY_STRING");
-    env_set(e, "QUERY_STRING", v != NULL ? v : "", 1);
-    v = fc_request_param(req, "CONTENT_LENGTH");
-    if (body_len > 0 || (v != NULL && *v != '\0')) {
-        snprintf(num, sizeof num, "%zu", body_len);
-        env_set(e, "CONTENT_LENGTH", num, 1);
-    }
-    for (i = 0; i < nitems(cgi_params); i++) {
-        if ((v = fc_request_param(req, cgi_params[i])) != NULL)
-            env_set(e, cgi_params[i], v, 1);
-    }
-    for (pv = request_envp(req); pv != NULL && *pv != NULL; pv++) {
-        char   *eq = strchr(*pv, '='), name[256];
-        size_t  nlen;
-
-        if (eq == NULL || (nlen = (size_t)(eq - *pv)) >= sizeof name)
-            continue;
-        memcpy(name, *pv, nlen);
-        name[nlen] = '\0';
-        env_http(e, name, eq + 1);
-    }
-    env_put_entry(e, strdup(EXEC_PATH_ENV), 1);
-    for (pv = o->env; pv != NULL && *pv != NULL; pv++)
-        env_put_entry(e, strdup(*pv), 1);
-    if (e->failed || e->v == NULL) {
-        env_free(e);
-        return -1;
-    }
-    return 0;
+    free(o->route);
+    o->route = NULL;
 }
 
 /* ---- the child ------------------------------------------------------ */
@@ -1292,7 +854,7 @@ exec_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
 {
     const struct exec_opts *o = data;
     struct exec_run        *run;
-    struct envv             env;
+    struct cgi_env          env;
     const void             *body;
     size_t                  body_len;
     int                     rc, st;
@@ -1313,7 +875,7 @@ exec_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
     run->body = body;
     run->body_len = body_len;
 
-    if (env_build(&env, o, req, body_len) != 0) {
+    if (cgi_env_build(&env, req, body_len, o->env) != 0) {
         log_errorx("req=%llu exec route %s: out of memory",
             (unsigned long long)fc_request_id(req), o->route);
         rc = exec_reply_error(run, "cannot start program");
@@ -1321,7 +883,7 @@ exec_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
         return rc;
     }
     rc = exec_spawn(run, env.v);
-    env_free(&env);
+    cgi_env_free(&env);
     if (rc != 0) {
         log_warnx("req=%llu exec route %s: cannot start %s: %s",
             (unsigned long long)fc_request_id(req), o->route, o->argv[0],
@@ -1356,3 +918,13 @@ exec_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
     free(run);
     return rc;
 }
+
+const struct handler_def handler_exec = {
+    .name = "exec",
+    .keys = exec_keys,
+    .nkeys = nitems(exec_keys),
+    .opts_size = sizeof(struct exec_opts),
+    .build = exec_build,
+    .handler = exec_handler,
+    .fini = exec_fini,
+};

@@ -16,11 +16,13 @@
  * A fourth style, "ignore", never looks at the token: the job runs on after
  * a cancel, as a badly written one would (/status lists it as a straggler).
  * Apart from the server's clock and log helpers, it uses only the public
- * API, as a module would.
+ * API, as a module would.  Its row in the handler registry, handler_work
+ * (at the end), holds its route options and the recipe's three routes.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 
 #include <json-c/json.h>
 
+#include "handlers/handlers.h"
 #include "handlers/work.h"
 #include "log.h"
 #include "util.h"
@@ -39,8 +42,32 @@ struct scope {
     _Atomic int      stop;      /* set once by scope_cancel() */
 };
 
+/* The names of enum work_style and enum work_mode, in their order. */
 static const char *const style_names[] = {
-    "poll", "callback", "wait", "ignore"
+    "poll", "callback", "wait", "ignore", NULL
+};
+static const char *const mode_names[] = { "sleep", "cpu", NULL };
+
+_Static_assert(sizeof(enum work_style) == sizeof(int) &&
+    sizeof(enum work_mode) == sizeof(int), "CONFIG_ENUM stores an int");
+
+/* A work route's options, into a struct work_opts. */
+static const struct config_key work_keys[] = {
+    { .name = "style", .type = CONFIG_ENUM,
+      .offset = offsetof(struct work_opts, style),
+      .def = WORK_POLL, .names = style_names },
+    { .name = "task_param", .type = CONFIG_STRING,
+      .offset = offsetof(struct work_opts, task_param),
+      .def_str = "default" },
+    { .name = "steps", .type = CONFIG_INT,
+      .offset = offsetof(struct work_opts, steps),
+      .min = 0, .max = WORK_MAX_STEPS, .def = 5 },
+    { .name = "step_ms", .type = CONFIG_INT,
+      .offset = offsetof(struct work_opts, step_ms),
+      .min = 0, .max = WORK_MAX_STEP_MS, .def = 1000 },
+    { .name = "mode", .type = CONFIG_ENUM,
+      .offset = offsetof(struct work_opts, mode),
+      .def = WORK_SLEEP, .names = mode_names },
 };
 
 const char *
@@ -56,14 +83,15 @@ work_opts_new(enum work_style style, const char *task_param)
 
     if ((o = calloc(1, sizeof *o)) == NULL)
         return NULL;
+    /* A default task_param that could not be copied is NULL: replaced
+     * below anyway. */
+    (void)config_keys_defaults(work_keys, nitems(work_keys), o);
+    free(o->task_param);
     if ((o->task_param = strdup(task_param)) == NULL) {
         free(o);
         return NULL;
     }
     o->style = style;
-    o->steps = 5;
-    o->step_ms = 1000;
-    o->mode = WORK_SLEEP;
     return o;
 }
 
@@ -282,3 +310,27 @@ work_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
     json_object_put(res);
     return rc == 0 ? FC_OK : FC_ERROR;
 }
+
+/* The recipe's three routes, one per style of watching the token. */
+static const char *const work_default_routes[] = {
+    "{\"path\": \"/cancel_tg\", \"methods\": [\"GET\", \"HEAD\"], "
+    "\"handler\": \"work\", \"style\": \"poll\", "
+    "\"task_param\": \"default_for_cancel_tg\"}",
+    "{\"path\": \"/cancel_tg_dependency\", "
+    "\"methods\": [\"GET\", \"HEAD\"], \"handler\": \"work\", "
+    "\"style\": \"callback\", "
+    "\"task_param\": \"default_for_cancel_tg_dependency\"}",
+    "{\"path\": \"/cancel_event\", \"methods\": [\"GET\", \"HEAD\"], "
+    "\"handler\": \"work\", \"style\": \"wait\", "
+    "\"task_param\": \"default_for_cancel_tg_dependency\"}",
+    NULL
+};
+
+const struct handler_def handler_work = {
+    .name = "work",
+    .keys = work_keys,
+    .nkeys = nitems(work_keys),
+    .opts_size = sizeof(struct work_opts),
+    .handler = work_handler,
+    .default_routes = work_default_routes,
+};

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handlers/exec.h"
+#include "handlers/cgi.h"
 
 #define CHECK(cond) do { if (!(cond)) { \
     fprintf(stderr, "fuzz_cgi: %s:%d: check failed: %s\n", \

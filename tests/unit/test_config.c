@@ -20,6 +20,8 @@
 #include <CUnit/CUnit.h>
 
 #include "config.h"
+#include "config_keys.h"
+#include "handlers/handlers.h"
 #include "handlers/work.h"
 #include "log.h"
 #include "router.h"
@@ -1001,7 +1003,8 @@ apply_opts(const char *json, struct opts *o)
     CU_ASSERT_PTR_NOT_NULL_FATAL(obj);
     memset(o, 0, sizeof *o);
     CU_ASSERT_EQUAL(config_keys_defaults(opt_keys, 6, o), 0);
-    if (config_route_options(opt_keys, 6, o, obj, "routes[4]", &cause) != 0)
+    if (config_keys_read(opt_keys, 6, o, obj, "routes[4]", router_common_key,
+        &cause) != 0)
         CU_ASSERT_PTR_NOT_NULL(cause);
     json_object_put(obj);
     return cause;
@@ -1064,8 +1067,124 @@ test_route_options(void)
         free(cause);
         config_keys_free(opt_keys, 6, &o);
     }
-    CU_ASSERT_EQUAL(config_route_common_key("deadline_ms"), 1);
-    CU_ASSERT_EQUAL(config_route_common_key("argv"), 0);
+    CU_ASSERT_EQUAL(router_common_key("deadline_ms"), 1);
+    CU_ASSERT_EQUAL(router_common_key("argv"), 0);
+}
+
+/* Two keys with their own words for a bad value, and a set() on a
+ * CONFIG_STRV whose vector config_keys_free() frees. */
+struct own_opts {
+    long    n;
+    int     e;
+    char  **pair;
+};
+
+/* "pair": a string "A=B", stored as {"A", "B"}. */
+static int
+set_pair(void *base, json_object *v, const char *path, char **cause)
+{
+    struct own_opts *o = base;
+    const char      *s = "", *eq;
+
+    if (config_keys_string(v, path, &s, cause) != 0)
+        return -1;
+    if ((eq = strchr(s, '=')) == NULL)
+        return config_keys_fail(cause, path, "must be A=B");
+    o->pair = calloc(3, sizeof *o->pair);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o->pair);
+    o->pair[0] = strndup(s, (size_t)(eq - s));
+    o->pair[1] = strdup(eq + 1);
+    return 0;
+}
+
+static const struct config_key own_keys[] = {
+    { .name = "n", .type = CONFIG_INT, .offset = offsetof(struct own_opts, n),
+      .min = 0, .max = 9, .must = "a digit" },
+    { .name = "e", .type = CONFIG_ENUM, .offset = offsetof(struct own_opts, e),
+      .names = colours, .must = "a colour" },
+    { .name = "pair", .type = CONFIG_STRV, .set = set_pair,
+      .offset = offsetof(struct own_opts, pair) },
+};
+
+static void
+test_own_words(void)
+{
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        { "{\"n\": 10}", "r.n: must be a digit" },
+        { "{\"n\": \"1\"}", "r.n: must be a digit" },
+        { "{\"e\": \"blue\"}", "r.e: must be a colour" },
+        { "{\"e\": 1}", "r.e: must be a colour" },
+        { "{\"pair\": \"ab\"}", "r.pair: must be A=B" },
+        { "{\"zz\": 1}", "r.zz: unknown key" },
+    };
+    struct own_opts  o;
+    json_object     *obj;
+    char            *cause = NULL;
+    size_t           i;
+
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&o, 0, sizeof o);
+        obj = json_tokener_parse(bad[i].json);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(obj);
+        CU_ASSERT_EQUAL(config_keys_read(own_keys, 3, &o, obj, "r", NULL,
+            &cause), -1);
+        CHECK_STR(cause, bad[i].msg);
+        free(cause);
+        cause = NULL;
+        json_object_put(obj);
+    }
+    memset(&o, 0, sizeof o);
+    obj = json_tokener_parse("{\"n\": 9, \"pair\": \"k=v\"}");
+    CU_ASSERT_EQUAL(config_keys_read(own_keys, 3, &o, obj, "r", NULL,
+        &cause), 0);
+    CU_ASSERT_EQUAL(o.n, 9);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o.pair);
+    CHECK_STR(o.pair[0], "k");
+    CHECK_STR(o.pair[1], "v");
+    config_keys_free(own_keys, 3, &o);
+    CU_ASSERT_PTR_NULL(o.pair);
+    json_object_put(obj);
+}
+
+/*
+ * The handler registry: each row whole and found by its name, and the
+ * default routes built from the rows by the code that builds the file's.
+ */
+static void
+test_registry(void)
+{
+    struct router   r = { 0 };
+    char           *why = NULL;
+    size_t          i, j, n = 0;
+
+    for (i = 0; handlers[i] != NULL; i++) {
+        const struct handler_def *h = handlers[i];
+
+        CU_ASSERT_PTR_NOT_NULL(h->handler);
+        CU_ASSERT_EQUAL(h->keys == NULL, h->nkeys == 0);
+        CU_ASSERT(h->nkeys == 0 || h->opts_size > 0);
+        CU_ASSERT_PTR_EQUAL(handler_find(h->name), h);
+        CU_ASSERT_EQUAL(handler_check_name(h->name, &why), 0);
+        for (j = 0; h->default_routes != NULL &&
+            h->default_routes[j] != NULL; j++)
+            n++;
+    }
+    CU_ASSERT_PTR_NULL(handler_find("nope"));
+    CU_ASSERT_EQUAL(handler_check_name("nope", &why), -1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+    CU_ASSERT_EQUAL(strncmp(why, "must be work, exec, ", 20), 0);
+    free(why);
+
+    CU_ASSERT_EQUAL_FATAL(router_defaults(&r), 0);
+    CU_ASSERT_EQUAL(r.n, n);
+    for (i = 0; i < r.n; i++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r.routes[i].def);
+        CU_ASSERT_PTR_EQUAL(r.routes[i].fn, r.routes[i].def->handler);
+        CHECK_STR(r.routes[i].handler_name, r.routes[i].def->name);
+    }
+    router_free(&r);
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -1104,6 +1223,8 @@ static CU_TestInfo key_tests[] = {
     { "exec route and its builder", test_exec_route },
     { "config_check_listen", test_check_listen },
     { "key tables for builders", test_route_options },
+    { "keys with their own words, set() on a vector", test_own_words },
+    { "the handler registry and its default routes", test_registry },
     CU_TEST_INFO_NULL
 };
 

@@ -24,7 +24,9 @@
 #include <CUnit/Basic.h>
 #include <json-c/json.h>
 
+#include "handlers/cgi.h"
 #include "handlers/exec.h"
+#include "handlers/handlers.h"
 #include "log.h"
 #include "request.h"
 #include "router.h"
@@ -156,6 +158,8 @@ build(struct route *rt, char **cause, const char *fmt, ...)
 static int
 build(struct route *rt, char **cause, const char *fmt, ...)
 {
+    struct handler_ctx ctx = { .where = "routes[3]", .path = "/t" };
+    json_object *pv;
     char         text[4096];
     va_list      ap;
     json_object *o;
@@ -166,20 +170,29 @@ build(struct route *rt, char **cause, const char *fmt, ...)
     va_end(ap);
     memset(rt, 0, sizeof *rt);
     rt->path = (char *)"/t";
-    *cause = NULL;
     o = route_json("%s", text);
-    rc = exec_route_build(rt, o, "routes[3]", cause);
+    if (json_object_object_get_ex(o, "path", &pv))
+        ctx.path = json_object_get_string(pv);
+    /* As router_add_json() builds it, without the common keys' checks. */
+    rc = handler_opts_new(&handler_exec, o, &ctx, router_common_key,
+        &rt->data, cause);
+    if (rc == 0) {
+        rt->fn = handler_exec.handler;
+        rt->def = &handler_exec;
+        rt->handler_name = handler_exec.name;
+    }
     json_object_put(o);
     return rc;
 }
 
+/* Free what a successful build stored in rt. */
 static void
 route_release(struct route *rt)
 {
-    if (rt->data_free != NULL)
-        rt->data_free(rt->data);
+    if (rt->def != NULL)
+        handler_opts_free(rt->def, rt->data);
     rt->data = NULL;
-    rt->data_free = NULL;
+    rt->def = NULL;
 }
 
 /* ---- a response stream in memory ------------------------------------ */
@@ -540,7 +553,7 @@ test_cgi_oversize(void)
     free(big);
 }
 
-/* ---- exec_route_build ----------------------------------------------- */
+/* ---- the route options (handler_exec) ------------------------------- */
 
 /* The build fails with a cause that contains want. */
 static void
@@ -629,7 +642,7 @@ test_build_ok(void)
     CU_ASSERT_PTR_NULL(cause);
     CU_ASSERT_PTR_EQUAL(rt.fn, exec_handler);
     CU_ASSERT_PTR_NOT_NULL(rt.data);
-    CU_ASSERT_PTR_EQUAL(rt.data_free, exec_opts_free);
+    CU_ASSERT_PTR_EQUAL(rt.def, &handler_exec);
     CU_ASSERT_STRING_EQUAL(rt.handler_name, "exec");
     route_release(&rt);
 
@@ -1137,7 +1150,7 @@ main(void)
     s = CU_add_suite("cgi_parse_headers", NULL, NULL);
     for (i = 0; i < nitems(cgi_tests); i++)
         CU_add_test(s, cgi_tests[i].name, cgi_tests[i].fn);
-    s = CU_add_suite("exec_route_build", NULL, NULL);
+    s = CU_add_suite("exec route options", NULL, NULL);
     for (i = 0; i < nitems(build_tests); i++)
         CU_add_test(s, build_tests[i].name, build_tests[i].fn);
     s = CU_add_suite("exec_handler", NULL, NULL);

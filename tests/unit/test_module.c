@@ -22,6 +22,7 @@
 #include <json-c/json.h>
 
 #include "config.h"
+#include "handlers/handlers.h"
 #include "handlers/module.h"
 #include "request.h"
 #include "router.h"
@@ -46,10 +47,14 @@ check_str(const char *got, const char *want, int line)
     CU_ASSERT(ok);
 }
 
-/* Build a route "routes[3]" from JSON text; return the builder's result. */
-static int __attribute__((format(printf, 3, 4)))
-build(struct route *rt, char **cause, const char *fmt, ...)
+/* Build a route "routes[3]" from JSON text with flags (HANDLER_*); return
+ * the registry's result. */
+static int __attribute__((format(printf, 4, 5)))
+build_flags(struct route *rt, unsigned flags, char **cause, const char *fmt,
+    ...)
 {
+    struct handler_ctx ctx = { .where = "routes[3]", .path = "/t",
+        .flags = flags };
     char         text[4096];
     va_list      ap;
     json_object *o;
@@ -59,13 +64,30 @@ build(struct route *rt, char **cause, const char *fmt, ...)
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     memset(rt, 0, sizeof *rt);
-    *cause = NULL;
     o = json_tokener_parse(text);
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    rc = module_route_build(rt, o, "routes[3]", cause);
+    /* As router_add_json() builds it, without the common keys' checks. */
+    rc = handler_opts_new(&handler_module, o, &ctx, router_common_key,
+        &rt->data, cause);
+    if (rc == 0) {
+        rt->fn = handler_module.handler;
+        rt->def = &handler_module;
+        rt->handler_name = handler_module.name;
+    }
     json_object_put(o);
     return rc;
 }
+
+/* Free what a successful build stored in rt. */
+static void
+route_release(struct route *rt)
+{
+    if (rt->def != NULL)
+        handler_opts_free(rt->def, rt->data);
+    memset(rt, 0, sizeof *rt);
+}
+
+#define build(rt, cause, ...) build_flags((rt), 0, (cause), __VA_ARGS__)
 
 /* Check that the route text fails to build with message msg. */
 #define BUILD_ERR(msg, ...) build_err(__LINE__, msg, __VA_ARGS__)
@@ -85,17 +107,8 @@ build_err(int line, const char *msg, const char *fmt, ...)
     /* The route is left as it was. */
     CU_ASSERT_PTR_NULL(rt.fn);
     CU_ASSERT_PTR_NULL(rt.data);
-    CU_ASSERT_PTR_NULL(rt.data_free);
+    CU_ASSERT_PTR_NULL(rt.def);
     free(cause);
-}
-
-/* Free what a successful build stored in rt. */
-static void
-route_release(struct route *rt)
-{
-    if (rt->data_free != NULL)
-        rt->data_free(rt->data);
-    memset(rt, 0, sizeof *rt);
 }
 
 /* The address of an exported variable of a test module, through a handle
@@ -349,6 +362,48 @@ test_good_module(void)
     dlclose(dl);
 }
 
+/* HANDLER_CHECK_ONLY (main.c's first parse): the keys are checked, no
+ * module is loaded or inited, and the route answers 500. */
+static void
+test_check_only(void)
+{
+    struct route  rt;
+    fc_token     *tok = token_new(NULL);
+    void         *dl = module_open("good.so");
+    int          *inits = module_var(dl, "good_inits");
+    int          *finis = module_var(dl, "good_finis");
+    char          bad[PATH_MAX + 32], *cause = NULL, *out = NULL;
+    int           inits0 = *inits, finis0 = *finis;
+
+    CU_ASSERT_EQUAL_FATAL(build_flags(&rt, HANDLER_CHECK_ONLY, &cause,
+        "{\"module\": \"%s\", \"symbol\": \"good_handler\"}", good_so), 0);
+    CU_ASSERT_PTR_NULL(cause);
+    CU_ASSERT_EQUAL(*inits, inits0);
+    CU_ASSERT_EQUAL(run(&rt, "who=x", tok, &out), FC_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Status: 500"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "module not loaded"));
+    free(out);
+    route_release(&rt);
+    CU_ASSERT_EQUAL(*finis, finis0);
+
+    /* A module that would not load is not looked at; bad keys still are. */
+    snprintf(bad, sizeof bad, "%s/badabi.so", mod_dir);
+    CU_ASSERT_EQUAL(build_flags(&rt, HANDLER_CHECK_ONLY, &cause,
+        "{\"module\": \"%s\", \"symbol\": \"f\"}", bad), 0);
+    route_release(&rt);
+    CU_ASSERT_EQUAL(build_flags(&rt, HANDLER_CHECK_ONLY, &cause,
+        "{\"module\": \"%s\"}", bad), -1);
+    CHECK_STR(cause, "routes[3]: missing key \"symbol\"");
+    free(cause);
+    cause = NULL;
+    CU_ASSERT_EQUAL(build_flags(&rt, HANDLER_CHECK_ONLY, &cause,
+        "{\"module\": \"x.so\", \"symbol\": \"f\"}"), -1);
+    CHECK_STR(cause, "routes[3].module: must be an absolute path");
+    free(cause);
+    token_unref(tok);
+    dlclose(dl);
+}
+
 /* Two routes on one module: an init, data and fini each. */
 static void
 test_two_routes(void)
@@ -454,6 +509,7 @@ static CU_TestInfo loader_tests[] = {
 static CU_TestInfo good_tests[] = {
     { "init, handler, fini", test_good_module },
     { "two routes, one module", test_two_routes },
+    { "HANDLER_CHECK_ONLY loads nothing", test_check_only },
     { "config_load and config_free", test_config_load },
     CU_TEST_INFO_NULL
 };
