@@ -17,12 +17,12 @@
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
-#include <fcgiapp.h>
 #include <json-c/json.h>
 
 #include "fcgi_cancel.h"
 #include "handlers/work.h"
 #include "log.h"
+#include "memstream.h"
 #include "request.h"
 #include "router.h"
 #include "status.h"
@@ -731,77 +731,17 @@ test_log_escape_truncation(void)
 
 /* ---- the response writer, through an in-memory FCGX_Stream ---------- */
 
-/*
- * A writer stream that collects what libfcgi flushes into memory, with a
- * small buffer so that every path of FCGX_PutStr() runs; it can be told to
- * fail like a socket whose peer is gone (EPIPE).
- */
-struct sink {
-    FCGX_Stream      s;
-    unsigned char    buf[16];
-    char            *out;
-    size_t           len;
-    int              fail;
-};
-
-/* libfcgi's emptyBuffProc: move the buffered bytes to out, or fail. */
-static void
-sink_empty(FCGX_Stream *s, int do_close)
-{
-    struct sink *k = s->data;
-    size_t       n = (size_t)(s->wrNext - k->buf);
-    char        *p;
-
-    (void)do_close;
-    if (k->fail) {
-        s->FCGI_errno = EPIPE;
-        s->isClosed = 1;
-        s->wrNext = k->buf;
-        return;
-    }
-    if ((p = realloc(k->out, k->len + n + 1)) == NULL) {
-        s->FCGI_errno = ENOMEM;
-        s->isClosed = 1;
-        return;
-    }
-    k->out = p;
-    memcpy(k->out + k->len, k->buf, n);
-    k->len += n;
-    k->out[k->len] = '\0';
-    s->wrNext = k->buf;
-}
-
-/* Set up an empty sink. */
-static void
-sink_init(struct sink *k)
-{
-    memset(k, 0, sizeof *k);
-    k->s.wrNext = k->buf;
-    k->s.stop = k->buf + sizeof k->buf;
-    k->s.rdNext = k->s.stop;
-    k->s.emptyBuffProc = sink_empty;
-    k->s.data = k;
-}
-
-/* Flush the sink's buffer and return all that was written. */
-static const char *
-sink_text(struct sink *k)
-{
-    FCGX_FFlush(&k->s);
-    return k->out != NULL ? k->out : "";
-}
-
 /* fc_response_error(): the header block and {"error", "status"} as JSON. */
 static void
 test_response_error(void)
 {
-    struct sink   k;
-    fc_token     *tok = token_new(NULL);
-    fc_response  *resp;
-    json_object  *o, *v;
-    const char   *text, *body;
+    struct memstream  k;
+    fc_token         *tok = token_new(NULL);
+    fc_response      *resp;
+    json_object      *o, *v;
+    const char       *text, *body;
 
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
@@ -809,7 +749,7 @@ test_response_error(void)
     CU_ASSERT_EQUAL(fc_response_error(resp, 400, "steps must be \"n\""), 0);
     CU_ASSERT_EQUAL(fc_response_committed(resp), 1);
     CU_ASSERT_EQUAL(response_get_status(resp), 400);
-    text = sink_text(&k);
+    text = memstream_text(&k);
     CU_ASSERT(strncmp(text, "Status: 400 Bad Request\r\n", 25) == 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(text,
         "\r\nContent-Type: application/json\r\n"));
@@ -831,7 +771,7 @@ test_response_error(void)
     CU_ASSERT_EQUAL(fc_token_cancelled(tok), 0);
     CU_ASSERT_EQUAL(response_failed(resp), 0);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 }
 
@@ -839,13 +779,13 @@ test_response_error(void)
 static void
 test_response_headers_and_body(void)
 {
-    struct sink   k;
-    fc_token     *tok = token_new(NULL);
-    fc_response  *resp;
-    json_object  *o;
-    const char   *text;
+    struct memstream  k;
+    fc_token         *tok = token_new(NULL);
+    fc_response      *resp;
+    json_object      *o;
+    const char       *text;
 
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
@@ -862,17 +802,17 @@ test_response_headers_and_body(void)
     CU_ASSERT_EQUAL(fc_response_printf(resp, "%s=%d;", "n", 42), 0);
     CU_ASSERT_EQUAL(fc_response_write(resp, "0123456789abcdefXYZ", 19), 0);
     CU_ASSERT_EQUAL(fc_response_flush(resp), 0);
-    text = sink_text(&k);
+    text = memstream_text(&k);
     CU_ASSERT_STRING_EQUAL(text, "Status: 201 Created\r\nX-Good: yes\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n"
         "n=42;0123456789abcdefXYZ");
     CU_ASSERT_PTR_NULL(strstr(text, "Injected"));
     CU_ASSERT_EQUAL(response_bytes(resp), 5 + 19);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
 
     /* fc_response_json(): the object as plain JSON, slashes unescaped. */
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
     o = json_object_new_object();
@@ -880,11 +820,11 @@ test_response_headers_and_body(void)
         json_object_new_string("Work completed for a/b"));
     CU_ASSERT_EQUAL(fc_response_json(resp, 200, o), 0);
     json_object_put(o);
-    CU_ASSERT_STRING_EQUAL(sink_text(&k), "Status: 200 OK\r\n"
+    CU_ASSERT_STRING_EQUAL(memstream_text(&k), "Status: 200 OK\r\n"
         "Content-Type: application/json\r\n\r\n"
         "{\"result\":\"Work completed for a/b\"}");
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 }
 
@@ -892,17 +832,17 @@ test_response_headers_and_body(void)
 static void
 test_response_write_error(void)
 {
-    struct sink   k;
-    fc_token     *tok = token_new(NULL);
-    fc_response  *resp;
-    char          big[100];
+    struct memstream  k;
+    fc_token         *tok = token_new(NULL);
+    fc_response      *resp;
+    char              big[100];
 
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
     CU_ASSERT_EQUAL(fc_response_write(resp, "ok", 2), 0);
-    k.fail = 1;                 /* the front end is gone */
+    memstream_break(&k);        /* the front end is gone */
     memset(big, 'z', sizeof big);
     CU_ASSERT_EQUAL(fc_response_write(resp, big, sizeof big), -1);
     CU_ASSERT_EQUAL(response_failed(resp), 1);
@@ -912,7 +852,7 @@ test_response_write_error(void)
     CU_ASSERT_EQUAL(fc_response_printf(resp, "%d", 1), -1);
     CU_ASSERT_EQUAL(fc_response_flush(resp), -1);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 
     /*
@@ -920,32 +860,32 @@ test_response_write_error(void)
      * (failing), and the rest of the bytes fit in it, so it returns n.
      * Only FCGX_GetError() tells.
      */
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     tok = token_new(NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
     CU_ASSERT_EQUAL(fc_response_flush(resp), 0);    /* headers out, empty */
-    k.fail = 1;
-    CU_ASSERT_EQUAL(fc_response_write(resp, big, sizeof k.buf + 4), -1);
+    memstream_break(&k);
+    CU_ASSERT_EQUAL(fc_response_write(resp, big, MEMSTREAM_SMALL + 4), -1);
     CU_ASSERT_EQUAL(fc_token_reason(tok), FC_WRITE_ERROR);
     CU_ASSERT_EQUAL(response_failed(resp), 1);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 
     /* A failure seen only at the flush (libfcgi returns 0 from it later). */
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     tok = token_new(NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
-    k.fail = 1;
+    memstream_break(&k);
     CU_ASSERT_EQUAL(fc_response_flush(resp), -1);
     CU_ASSERT_EQUAL(fc_token_reason(tok), FC_WRITE_ERROR);
     CU_ASSERT_EQUAL(fc_response_flush(resp), -1);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 }
 
@@ -1054,20 +994,20 @@ test_status_counters(void)
 static void
 test_status_handler(void)
 {
-    struct sink   k;
-    fc_token     *tok = token_new(NULL);
-    fc_response  *resp;
-    json_object  *root;
-    const char   *text, *body;
+    struct memstream  k;
+    fc_token         *tok = token_new(NULL);
+    fc_response      *resp;
+    json_object      *root;
+    const char       *text, *body;
 
     stats_init(3);
     stats_end(OUTCOME_CANCELLED, FC_ABORTED);
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
     CU_ASSERT_EQUAL(status_handler(NULL, resp, tok, NULL), FC_OK);
-    text = sink_text(&k);
+    text = memstream_text(&k);
     CU_ASSERT(strncmp(text, "Status: 200 OK\r\n", 16) == 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "Content-Type: application/json"));
     body = strstr(text, "\r\n\r\n");
@@ -1078,7 +1018,7 @@ test_status_handler(void)
     CU_ASSERT_EQUAL(jget(root, "workers", "total"), 3);
     json_object_put(root);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 }
 
