@@ -28,9 +28,11 @@
 #include "handlers/exec.h"
 #include "handlers/handlers.h"
 #include "log.h"
+#include "memstream.h"
 #include "request.h"
 #include "router.h"
 #include "token.h"
+#include "unit.h"
 #include "util.h"
 
 /* As in exec.c: NULL until request.c exports it. */
@@ -195,64 +197,21 @@ route_release(struct route *rt)
     rt->def = NULL;
 }
 
-/* ---- a response stream in memory ------------------------------------ */
-
-/*
- * A writer FCGX_Stream: libfcgi's FCGX_PutStr() and FCGX_FFlush() call
- * emptyBuffProc when the buffer is full or flushed, which appends to got;
- * with fail_after >= 0 it breaks once that many bytes went out, as a
- * socket to a gone client does.
- */
-struct mem_out {
-    FCGX_Stream     s;
-    unsigned char   chunk[4096];
-    struct buf      got;
-    long            fail_after;     /* -1: never */
-};
-
-static void
-mem_empty(FCGX_Stream *s, int do_close)
-{
-    struct mem_out *m = s->data;
-    size_t          n = (size_t)(s->wrNext - m->chunk);
-
-    (void)do_close;
-    if (m->fail_after >= 0 && m->got.len + n > (size_t)m->fail_after) {
-        s->isClosed = 1;
-        s->FCGI_errno = EPIPE;
-    } else {
-        buf_add(&m->got, m->chunk, n);
-    }
-    s->wrNext = m->chunk;
-}
-
-static void
-mem_init(struct mem_out *m, long fail_after)
-{
-    memset(m, 0, sizeof *m);
-    m->s.wrNext = m->chunk;
-    m->s.stop = m->chunk + sizeof m->chunk;
-    m->s.rdNext = m->s.stop;
-    m->s.emptyBuffProc = mem_empty;
-    m->s.data = m;
-    m->fail_after = fail_after;
-}
-
 /* ---- running the handler -------------------------------------------- */
 
 struct call {
-    struct route    rt;
-    char           *params[32];
-    int             nparams;
-    const char     *body;
-    size_t          body_len;
-    long            fail_after;
-    fc_token       *tok;
-    struct mem_out  out;
-    int             rc;
-    uint64_t        ms;             /* the handler's run time */
-    char           *head;           /* the response's header block */
-    const char     *resp_body;      /* into out.got */
+    struct route      rt;
+    char             *params[32];
+    int               nparams;
+    const char       *body;
+    size_t            body_len;
+    long              fail_after;
+    fc_token         *tok;
+    struct memstream  out;
+    int               rc;
+    uint64_t          ms;           /* the handler's run time */
+    char             *head;         /* the response's header block */
+    const char       *resp_body;    /* into out.got */
 };
 
 /* Add or replace a param "NAME=VALUE". */
@@ -310,7 +269,7 @@ call_run(struct call *c)
     char        *b, *sep;
     uint64_t     t0;
 
-    mem_init(&c->out, c->fail_after);
+    memstream_init(&c->out, MEMSTREAM_CHUNK, c->fail_after);
     req = request_new(1, c->params);
     CU_ASSERT_PTR_NOT_NULL_FATAL(req);
     if (c->body_len > 0) {
@@ -353,7 +312,7 @@ call_free(struct call *c)
         free(c->params[i]);
     route_release(&c->rt);
     token_unref(c->tok);
-    buf_free(&c->out.got);
+    memstream_free(&c->out);
     free(c->head);
 }
 
@@ -1088,48 +1047,55 @@ test_exec_already_cancelled(void)
 
 /* ---- main ----------------------------------------------------------- */
 
+static CU_TestInfo cgi_tests[] = {
+    { "status", test_cgi_status },
+    { "location gives 302", test_cgi_location },
+    { "content type", test_cgi_content_type },
+    { "custom headers", test_cgi_custom },
+    { "CRLF and LF", test_cgi_line_ends },
+    { "no blank line yet: need more", test_cgi_need_more },
+    { "bad lines", test_cgi_bad },
+    { "oversize", test_cgi_oversize },
+    CU_TEST_INFO_NULL
+};
+
+static CU_TestInfo build_tests[] = {
+    { "errors", test_build_errors },
+    { "valid routes", test_build_ok },
+    CU_TEST_INFO_NULL
+};
+
+static CU_TestInfo handler_tests[] = {
+    { "status 201 and a custom header", test_exec_status201 },
+    { "200 KB body through cat", test_exec_cat_big_body },
+    { "CGI environment", test_exec_env },
+    { "failing program: 502, stderr logged", test_exec_fail_502 },
+    { "deleted program: 502", test_exec_cannot_start },
+    { "bad CGI headers: 502", test_exec_bad_headers },
+    { "raw output", test_exec_raw },
+    { "child: fds 0-2, default signals, own group", test_exec_child_state },
+    { "background child killed at the end", test_exec_background_killed },
+    { "cancel: SIGTERM to the group", test_exec_cancel_term },
+    { "cancel: SIGKILL after the grace", test_exec_cancel_kill },
+    { "failed write cancels", test_exec_write_error },
+    { "already cancelled: nothing runs", test_exec_already_cancelled },
+    CU_TEST_INFO_NULL
+};
+
+static CU_SuiteInfo suites[] = {
+    { "cgi_parse_headers", NULL, NULL, NULL, NULL, cgi_tests },
+    { "exec_route_build", NULL, NULL, NULL, NULL, build_tests },
+    { "exec_handler", NULL, NULL, NULL, NULL, handler_tests },
+    CU_SUITE_INFO_NULL
+};
+
 int
 main(void)
 {
-    static const struct {
-        const char  *name;
-        CU_TestFunc  fn;
-    } cgi_tests[] = {
-        { "status", test_cgi_status },
-        { "location gives 302", test_cgi_location },
-        { "content type", test_cgi_content_type },
-        { "custom headers", test_cgi_custom },
-        { "CRLF and LF", test_cgi_line_ends },
-        { "no blank line yet: need more", test_cgi_need_more },
-        { "bad lines", test_cgi_bad },
-        { "oversize", test_cgi_oversize },
-    }, build_tests[] = {
-        { "errors", test_build_errors },
-        { "valid routes", test_build_ok },
-    }, handler_tests[] = {
-        { "status 201 and a custom header", test_exec_status201 },
-        { "200 KB body through cat", test_exec_cat_big_body },
-        { "CGI environment", test_exec_env },
-        { "failing program: 502, stderr logged", test_exec_fail_502 },
-        { "deleted program: 502", test_exec_cannot_start },
-        { "bad CGI headers: 502", test_exec_bad_headers },
-        { "raw output", test_exec_raw },
-        { "child: fds 0-2, default signals, own group",
-            test_exec_child_state },
-        { "background child killed at the end",
-            test_exec_background_killed },
-        { "cancel: SIGTERM to the group", test_exec_cancel_term },
-        { "cancel: SIGKILL after the grace", test_exec_cancel_kill },
-        { "failed write cancels", test_exec_write_error },
-        { "already cancelled: nothing runs", test_exec_already_cancelled },
-    };
     const char *top = getenv("top_srcdir");
-    CU_pSuite   s;
     char        path[PATH_MAX], real[PATH_MAX];
-    size_t      i;
-    int         failures;
+    int         rc;
 
-    alarm(120);
     signal(SIGPIPE, SIG_IGN);       /* as the server does */
     snprintf(path, sizeof path, "%s/tests/data", top != NULL ? top : ".");
     if (realpath(path, real) == NULL || strlen(real) >= sizeof data_dir) {
@@ -1144,23 +1110,7 @@ main(void)
         perror("test_exec: mkdtemp");
         return 99;
     }
-
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 99;
-    s = CU_add_suite("cgi_parse_headers", NULL, NULL);
-    for (i = 0; i < nitems(cgi_tests); i++)
-        CU_add_test(s, cgi_tests[i].name, cgi_tests[i].fn);
-    s = CU_add_suite("exec route options", NULL, NULL);
-    for (i = 0; i < nitems(build_tests); i++)
-        CU_add_test(s, build_tests[i].name, build_tests[i].fn);
-    s = CU_add_suite("exec_handler", NULL, NULL);
-    for (i = 0; i < nitems(handler_tests); i++)
-        CU_add_test(s, handler_tests[i].name, handler_tests[i].fn);
-
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
-    failures = (int)CU_get_number_of_failures();
-    CU_cleanup_registry();
+    rc = unit_run("test_exec", suites, 120);
     rmdir(tmp_dir);
-    return failures != 0 ? 1 : 0;
+    return rc;
 }

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "handlers/handlers.h"
 #include "handlers/module.h"
+#include "memstream.h"
 #include "request.h"
 #include "router.h"
 #include "token.h"
@@ -135,22 +136,7 @@ module_open(const char *name)
     return dl;
 }
 
-/* ---- a response stream in memory ------------------------------------ */
-
-struct mem_out {
-    FCGX_Stream     s;
-    unsigned char   chunk[4096];
-    struct buf      got;
-};
-
-static void
-mem_empty(FCGX_Stream *s, int do_close)
-{
-    struct mem_out *m = s->data;
-
-    buf_add(&m->got, m->chunk, (size_t)(s->wrNext - m->chunk));
-    s->wrNext = m->chunk;
-}
+/* ---- running a route's handler ------------------------------------- */
 
 /*
  * Run rt's handler on a GET of /t?QUERY with token tok; return its result
@@ -159,18 +145,13 @@ mem_empty(FCGX_Stream *s, int do_close)
 static int
 run(const struct route *rt, const char *query, fc_token *tok, char **out)
 {
-    struct mem_out  m;
-    fc_request     *req;
-    fc_response    *resp;
-    char            qs[256], *envp[4];
-    int             rc;
+    struct memstream  m;
+    fc_request       *req;
+    fc_response      *resp;
+    char              qs[256], *envp[4];
+    int               rc;
 
-    memset(&m, 0, sizeof m);
-    m.s.wrNext = m.chunk;
-    m.s.stop = m.chunk + sizeof m.chunk;
-    m.s.rdNext = m.s.stop;
-    m.s.emptyBuffProc = mem_empty;
-    m.s.data = &m;
+    memstream_init(&m, MEMSTREAM_CHUNK, -1);
     snprintf(qs, sizeof qs, "QUERY_STRING=%s", query);
     envp[0] = (char *)"REQUEST_METHOD=GET";
     envp[1] = (char *)"DOCUMENT_URI=/t";
@@ -186,8 +167,8 @@ run(const struct route *rt, const char *query, fc_token *tok, char **out)
     FCGX_FFlush(&m.s);
     response_free(resp);
     request_free(req);
-    buf_add(&m.got, "", 0);
-    *out = m.got.data;
+    *out = strdup(memstream_text(&m));
+    memstream_free(&m);
     return rc;
 }
 

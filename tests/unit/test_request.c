@@ -1,31 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_request.c - unit tests of what surrounds a handler: the decoding of
- * query strings and the request accessors (request.c), the parsing of the
- * demo job's arguments (handlers/work.c), the routing table (router.c), the
- * HTTP reason phrases, the escaping of client strings for the logs
- * (log.c), the response writer driven through an in-memory FCGX_Stream (the
- * CGI header block, the JSON bodies, and a failed write turning into
- * cancel(FC_WRITE_ERROR)), and the counters and the /status document
- * (status.c).  No threads and no sockets: everything here is synchronous.
+ * test_request.c - unit tests of request.c: the decoding of query strings,
+ * the request accessors, the HTTP reason phrases, and the response writer
+ * driven through an in-memory FCGX_Stream (the CGI header block, the JSON
+ * bodies, and a failed write turning into cancel(FC_WRITE_ERROR)).  No
+ * threads and no sockets: everything here is synchronous.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
-#include <fcgiapp.h>
 #include <json-c/json.h>
 
 #include "fcgi_cancel.h"
-#include "handlers/work.h"
-#include "log.h"
+#include "memstream.h"
 #include "request.h"
-#include "router.h"
-#include "status.h"
 #include "token.h"
 #include "unit.h"
 
@@ -323,267 +315,6 @@ test_request_accessors(void)
     request_free(NULL);
 }
 
-/* ---- work_parse ----------------------------------------------------- */
-
-/* Parse with the recipe's defaults; return work_parse()'s result. */
-static int
-work_try(const char *steps, const char *step_ms, const char *mode,
-    struct work_job *job, const char **err)
-{
-    struct work_opts *o = work_opts_new(WORK_POLL, "t");
-    int               rc;
-
-    if (o == NULL)
-        return -99;
-    *err = NULL;
-    rc = work_parse(o, steps, step_ms, mode, job, err);
-    work_opts_free(o);
-    return rc;
-}
-
-/* Nothing given: the recipe's 5 steps of 1000 ms, sleeping. */
-static void
-test_work_defaults(void)
-{
-    struct work_opts *o = work_opts_new(WORK_CALLBACK, "default_x");
-    struct work_job   job;
-    const char       *err = NULL;
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
-    CU_ASSERT_STRING_EQUAL(o->task_param, "default_x");
-    CU_ASSERT_EQUAL(o->style, WORK_CALLBACK);
-    CU_ASSERT_EQUAL(work_parse(o, NULL, NULL, NULL, &job, &err), 0);
-    CU_ASSERT_EQUAL(job.steps, 5);
-    CU_ASSERT_EQUAL(job.step_ms, 1000);
-    CU_ASSERT_EQUAL(job.mode, WORK_SLEEP);
-    CU_ASSERT_PTR_NULL(err);
-    work_opts_free(o);
-    work_opts_free(NULL);
-    CU_ASSERT_STRING_EQUAL(work_style_name(WORK_POLL), "poll");
-    CU_ASSERT_STRING_EQUAL(work_style_name(WORK_CALLBACK), "callback");
-    CU_ASSERT_STRING_EQUAL(work_style_name(WORK_WAIT), "wait");
-}
-
-/* steps: 0 to 1000; anything else is an error that names steps. */
-static void
-test_work_steps(void)
-{
-    static const char *const bad[] = {
-        "1001", "abc", "-1", "5x", "", " 5", "+5", "5 ", "0x10", "1e3",
-        "99999999999999999999999"
-    };
-    struct work_job job;
-    const char     *err;
-    size_t          i;
-
-    CU_ASSERT_EQUAL(work_try("0", NULL, NULL, &job, &err), 0);
-    CU_ASSERT_EQUAL(job.steps, 0);
-    CU_ASSERT_EQUAL(work_try("1000", NULL, NULL, &job, &err), 0);
-    CU_ASSERT_EQUAL(job.steps, 1000);
-    CU_ASSERT_EQUAL(work_try("7", NULL, NULL, &job, &err), 0);
-    CU_ASSERT_EQUAL(job.steps, 7);
-    CU_ASSERT_EQUAL(job.step_ms, 1000);
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (work_try(bad[i], NULL, NULL, &job, &err) != -1 || err == NULL ||
-            strstr(err, "steps") == NULL) {
-            fprintf(stderr, "\n    steps=\"%s\" accepted", bad[i]);
-            CU_FAIL("bad steps accepted");
-        }
-    }
-}
-
-/* step_ms: 0 to 600000. */
-static void
-test_work_step_ms(void)
-{
-    struct work_job job;
-    const char     *err;
-
-    CU_ASSERT_EQUAL(work_try(NULL, "600000", NULL, &job, &err), 0);
-    CU_ASSERT_EQUAL(job.step_ms, 600000);
-    CU_ASSERT_EQUAL(work_try(NULL, "0", NULL, &job, &err), 0);
-    CU_ASSERT_EQUAL(job.step_ms, 0);
-    CU_ASSERT_EQUAL(job.steps, 5);
-    CU_ASSERT_EQUAL(work_try(NULL, "600001", NULL, &job, &err), -1);
-    CU_ASSERT(err != NULL && strstr(err, "step_ms") != NULL);
-    CU_ASSERT_EQUAL(work_try(NULL, "-5", NULL, &job, &err), -1);
-    CU_ASSERT_EQUAL(work_try(NULL, "1.5", NULL, &job, &err), -1);
-}
-
-/* mode: sleep or cpu; anything else is an error that names mode. */
-static void
-test_work_mode(void)
-{
-    struct work_job job;
-    const char     *err;
-
-    CU_ASSERT_EQUAL(work_try(NULL, NULL, "sleep", &job, &err), 0);
-    CU_ASSERT_EQUAL(job.mode, WORK_SLEEP);
-    CU_ASSERT_EQUAL(work_try(NULL, NULL, "cpu", &job, &err), 0);
-    CU_ASSERT_EQUAL(job.mode, WORK_CPU);
-    CU_ASSERT_EQUAL(work_try(NULL, NULL, "fast", &job, &err), -1);
-    CU_ASSERT(err != NULL && strstr(err, "mode") != NULL);
-    CU_ASSERT_EQUAL(work_try(NULL, NULL, "", &job, &err), -1);
-    CU_ASSERT_EQUAL(work_try(NULL, NULL, "CPU", &job, &err), -1);
-    CU_ASSERT_EQUAL(work_try("3", "10", "cpu", &job, &err), 0);
-    CU_ASSERT(job.steps == 3 && job.step_ms == 10 && job.mode == WORK_CPU);
-}
-
-/* ---- router --------------------------------------------------------- */
-
-/* A handler that is never called; routes only compare its address. */
-static int
-dummy_a(fc_request *req, fc_response *resp, fc_token *tok, void *data)
-{
-    (void)req;
-    (void)resp;
-    (void)tok;
-    (void)data;
-    return FC_OK;
-}
-
-/* A second handler, to tell routes apart. */
-static int
-dummy_b(fc_request *req, fc_response *resp, fc_token *tok, void *data)
-{
-    (void)req;
-    (void)resp;
-    (void)tok;
-    (void)data;
-    return FC_ERROR;
-}
-
-/* Match path and method; return the route's handler name or "404"/"405". */
-static const char *
-route_of(const struct router *r, const char *path, const char *method)
-{
-    const struct route *rt;
-    int                 status = 0;
-
-    if ((rt = router_match(r, path, method, &status)) != NULL)
-        return rt->handler_name;
-    return status == 404 ? "404" : status == 405 ? "405" : "?";
-}
-
-/* Exact paths match exactly. */
-static void
-test_router_exact(void)
-{
-    struct router r = { 0 };
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/x", 0, "x", dummy_a, NULL,
-        NULL));
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/x", "GET"), "x");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/x/", "GET"), "404");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/xy", "GET"), "404");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/", "GET"), "404");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "", "GET"), "404");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/X", "GET"), "404");
-    CU_ASSERT_EQUAL(r.routes[0].prefix, 0);
-    router_free(&r);
-    CU_ASSERT_EQUAL(r.n, 0);
-}
-
-/* A prefix route ("/a/" then "*") matches "/a", "/a/" and what is under it. */
-static void
-test_router_prefix(void)
-{
-    struct router r = { 0 };
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/a/*", 0, "a", dummy_a, NULL,
-        NULL));
-    CU_ASSERT_EQUAL(r.routes[0].prefix, 1);
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/a/b", "GET"), "a");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/a/b/c", "GET"), "a");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/a/", "GET"), "a");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/a", "GET"), "a");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/ab", "GET"), "404");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/", "GET"), "404");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/b/a/", "GET"), "404");
-    router_free(&r);
-}
-
-/* No path matches: 404; a path matches but not the method: 405. */
-static void
-test_router_404_405(void)
-{
-    struct router r = { 0 };
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/p", METHOD_GET | METHOD_HEAD,
-        "p", dummy_a, NULL, NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/d/*", METHOD_DELETE, "d",
-        dummy_a, NULL, NULL));
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/p", "GET"), "p");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/p", "HEAD"), "p");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/p", "POST"), "405");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/p", "BREW"), "405");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/p", "get"), "405");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/q", "GET"), "404");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/q", "POST"), "404");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/d/1", "DELETE"), "d");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/d/1", "GET"), "405");
-    router_free(&r);
-}
-
-/* Routes are tried in order: the first match wins, method by method. */
-static void
-test_router_first_wins(void)
-{
-    struct router       r = { 0 };
-    const struct route *rt;
-    int                 status = 0;
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/s", METHOD_POST, "post",
-        dummy_a, NULL, NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/s", 0, "any", dummy_a, NULL,
-        NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/s", 0, "shadowed", dummy_b,
-        NULL, NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/*", 0, "catchall", dummy_b,
-        NULL, NULL));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(router_add(&r, "/t", 0, "late", dummy_a,
-        NULL, NULL));
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/s", "POST"), "post");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/s", "GET"), "any");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/s", "BREW"), "any");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/t", "GET"), "catchall");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/anything", "GET"), "catchall");
-    rt = router_match(&r, "/s", "GET", &status);
-    CU_ASSERT(rt != NULL && rt->fn == dummy_a && rt == &r.routes[1]);
-    router_free(&r);
-}
-
-/* The method names, and the default table (the recipe's routes). */
-static void
-test_router_defaults(void)
-{
-    static const char *const recipe[] = {
-        "/cancel_tg", "/cancel_tg_dependency", "/cancel_event"
-    };
-    struct router r = { 0 };
-    size_t        i;
-
-    CU_ASSERT_EQUAL(router_method_bit("GET"), METHOD_GET);
-    CU_ASSERT_EQUAL(router_method_bit("HEAD"), METHOD_HEAD);
-    CU_ASSERT_EQUAL(router_method_bit("POST"), METHOD_POST);
-    CU_ASSERT_EQUAL(router_method_bit("PUT"), METHOD_PUT);
-    CU_ASSERT_EQUAL(router_method_bit("DELETE"), METHOD_DELETE);
-    CU_ASSERT_EQUAL(router_method_bit("PATCH"), METHOD_PATCH);
-    CU_ASSERT_EQUAL(router_method_bit("OPTIONS"), METHOD_OPTIONS);
-    CU_ASSERT_EQUAL(router_method_bit("BREW"), 0);
-    CU_ASSERT_EQUAL(router_method_bit(""), 0);
-
-    CU_ASSERT_EQUAL_FATAL(router_defaults(&r), 0);
-    for (i = 0; i < sizeof recipe / sizeof recipe[0]; i++) {
-        CU_ASSERT_STRING_EQUAL(route_of(&r, recipe[i], "GET"), "work");
-        CU_ASSERT_STRING_EQUAL(route_of(&r, recipe[i], "POST"), "405");
-    }
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/status", "GET"), "status");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/ping", "GET"), "ping");
-    CU_ASSERT_STRING_EQUAL(route_of(&r, "/nope", "GET"), "404");
-    router_free(&r);            /* frees the work options too (ASan) */
-}
-
 /* ---- http_reason ---------------------------------------------------- */
 
 /* Known statuses have their phrase; others "Unknown". */
@@ -605,203 +336,19 @@ test_http_reason(void)
     CU_ASSERT_STRING_EQUAL(http_reason(999), "Unknown");
 }
 
-/* ---- log_escape ----------------------------------------------------- */
-
-/* Escape src into a heap buffer of exactly size bytes (1 if 0); caller frees. */
-static char *
-escape_exact(size_t size, const char *src)
-{
-    char *dst = malloc(size > 0 ? size : 1);
-
-    if (dst != NULL) {
-        memset(dst, '#', size > 0 ? size : 1);
-        log_escape(dst, size, src);
-    }
-    return dst;
-}
-
-/* Control characters, quotes, backslashes and high bytes become \xHH. */
-/* A string that fits is copied whole: never cut, never "...". */
-static void
-test_log_escape_fits(void)
-{
-    char   buf[16];
-    size_t size;
-
-    for (size = 4; size <= 6; size++)
-        CU_ASSERT_STRING_EQUAL(log_escape(buf, size, "abc"), "abc");
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, 5, "\n"), "\\x0a");
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, 5, "abcde"), "a...");
-}
-
-static void
-test_log_escape_chars(void)
-{
-    char buf[128];
-
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "plain /a?b=c 1~"),
-        "plain /a?b=c 1~");
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "a\nb\rc\td\x01\x1f"),
-        "a\\x0ab\\x0dc\\x09d\\x01\\x1f");
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "say \"hi\""),
-        "say \\x22hi\\x22");
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "back\\slash"),
-        "back\\x5cslash");
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "\x7f\x80\xff\xc3\xa9"),
-        "\\x7f\\x80\\xff\\xc3\\xa9");
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, ""), "");
-    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, NULL), "");
-    CU_ASSERT_PTR_EQUAL(log_escape(buf, sizeof buf, "x"), buf);
-}
-
-/*
- * Every size from 0 to 40 against a long input, each in a heap buffer of
- * exactly that size (ASan): never a byte outside it, always terminated, a
- * prefix of the full escape cut between two escapes, with "..." when cut.
- */
-static void
-test_log_escape_truncation(void)
-{
-    static const char src[] = "GET \"/a\x01\x02\" \\ \n\xff tail of the "
-        "request line that is much longer than forty bytes";
-    char              full[sizeof src * 4], boundary[sizeof src * 4];
-    const char       *p;
-    size_t            size, flen, plen, o;
-    int               bad_nul = 0, bad_prefix = 0, bad_dots = 0;
-    int               bad_cut = 0, bad_whole = 0, bad_zero = 0;
-
-    log_escape(full, sizeof full, src);
-    flen = strlen(full);
-    CU_ASSERT_FATAL(flen > 40);
-    /* Where a cut may fall: between the escapes of two source bytes. */
-    memset(boundary, 0, sizeof boundary);
-    for (p = src, o = 0; *p != '\0'; p++) {
-        boundary[o] = 1;
-        o += (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? 1 : 4;
-    }
-    boundary[o] = 1;
-    CU_ASSERT_EQUAL_FATAL(o, flen);
-
-    for (size = 0; size <= 40; size++) {
-        char *out = escape_exact(size, src);
-
-        CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-        if (size == 0) {
-            bad_zero += out[0] != '#';      /* nothing written at all */
-            free(out);
-            continue;
-        }
-        if (memchr(out, '\0', size) == NULL) {
-            bad_nul++;
-            free(out);
-            continue;
-        }
-        plen = strlen(out);
-        if (size >= 4) {
-            if (plen < 3 || strcmp(out + plen - 3, "...") != 0) {
-                bad_dots++;
-                free(out);
-                continue;
-            }
-            plen -= 3;
-        }
-        if (strncmp(out, full, plen) != 0)
-            bad_prefix++;
-        else if (!boundary[plen])
-            bad_cut++;
-        free(out);
-    }
-
-    /* Room for all of it and the reserve for "...": not cut at all. */
-    for (size = flen + 4; size <= flen + 8; size++) {
-        char *out = escape_exact(size, src);
-
-        CU_ASSERT_PTR_NOT_NULL_FATAL(out);
-        if (strcmp(out, full) != 0)
-            bad_whole++;
-        free(out);
-    }
-    CU_ASSERT_EQUAL(bad_zero, 0);
-    CU_ASSERT_EQUAL(bad_nul, 0);
-    CU_ASSERT_EQUAL(bad_dots, 0);
-    CU_ASSERT_EQUAL(bad_prefix, 0);
-    CU_ASSERT_EQUAL(bad_cut, 0);
-    CU_ASSERT_EQUAL(bad_whole, 0);
-}
-
 /* ---- the response writer, through an in-memory FCGX_Stream ---------- */
-
-/*
- * A writer stream that collects what libfcgi flushes into memory, with a
- * small buffer so that every path of FCGX_PutStr() runs; it can be told to
- * fail like a socket whose peer is gone (EPIPE).
- */
-struct sink {
-    FCGX_Stream      s;
-    unsigned char    buf[16];
-    char            *out;
-    size_t           len;
-    int              fail;
-};
-
-/* libfcgi's emptyBuffProc: move the buffered bytes to out, or fail. */
-static void
-sink_empty(FCGX_Stream *s, int do_close)
-{
-    struct sink *k = s->data;
-    size_t       n = (size_t)(s->wrNext - k->buf);
-    char        *p;
-
-    (void)do_close;
-    if (k->fail) {
-        s->FCGI_errno = EPIPE;
-        s->isClosed = 1;
-        s->wrNext = k->buf;
-        return;
-    }
-    if ((p = realloc(k->out, k->len + n + 1)) == NULL) {
-        s->FCGI_errno = ENOMEM;
-        s->isClosed = 1;
-        return;
-    }
-    k->out = p;
-    memcpy(k->out + k->len, k->buf, n);
-    k->len += n;
-    k->out[k->len] = '\0';
-    s->wrNext = k->buf;
-}
-
-/* Set up an empty sink. */
-static void
-sink_init(struct sink *k)
-{
-    memset(k, 0, sizeof *k);
-    k->s.wrNext = k->buf;
-    k->s.stop = k->buf + sizeof k->buf;
-    k->s.rdNext = k->s.stop;
-    k->s.emptyBuffProc = sink_empty;
-    k->s.data = k;
-}
-
-/* Flush the sink's buffer and return all that was written. */
-static const char *
-sink_text(struct sink *k)
-{
-    FCGX_FFlush(&k->s);
-    return k->out != NULL ? k->out : "";
-}
 
 /* fc_response_error(): the header block and {"error", "status"} as JSON. */
 static void
 test_response_error(void)
 {
-    struct sink   k;
-    fc_token     *tok = token_new(NULL);
-    fc_response  *resp;
-    json_object  *o, *v;
-    const char   *text, *body;
+    struct memstream  k;
+    fc_token         *tok = token_new(NULL);
+    fc_response      *resp;
+    json_object      *o, *v;
+    const char       *text, *body;
 
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
@@ -809,7 +356,7 @@ test_response_error(void)
     CU_ASSERT_EQUAL(fc_response_error(resp, 400, "steps must be \"n\""), 0);
     CU_ASSERT_EQUAL(fc_response_committed(resp), 1);
     CU_ASSERT_EQUAL(response_get_status(resp), 400);
-    text = sink_text(&k);
+    text = memstream_text(&k);
     CU_ASSERT(strncmp(text, "Status: 400 Bad Request\r\n", 25) == 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(text,
         "\r\nContent-Type: application/json\r\n"));
@@ -831,7 +378,7 @@ test_response_error(void)
     CU_ASSERT_EQUAL(fc_token_cancelled(tok), 0);
     CU_ASSERT_EQUAL(response_failed(resp), 0);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 }
 
@@ -839,13 +386,13 @@ test_response_error(void)
 static void
 test_response_headers_and_body(void)
 {
-    struct sink   k;
-    fc_token     *tok = token_new(NULL);
-    fc_response  *resp;
-    json_object  *o;
-    const char   *text;
+    struct memstream  k;
+    fc_token         *tok = token_new(NULL);
+    fc_response      *resp;
+    json_object      *o;
+    const char       *text;
 
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
@@ -862,17 +409,17 @@ test_response_headers_and_body(void)
     CU_ASSERT_EQUAL(fc_response_printf(resp, "%s=%d;", "n", 42), 0);
     CU_ASSERT_EQUAL(fc_response_write(resp, "0123456789abcdefXYZ", 19), 0);
     CU_ASSERT_EQUAL(fc_response_flush(resp), 0);
-    text = sink_text(&k);
+    text = memstream_text(&k);
     CU_ASSERT_STRING_EQUAL(text, "Status: 201 Created\r\nX-Good: yes\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\n"
         "n=42;0123456789abcdefXYZ");
     CU_ASSERT_PTR_NULL(strstr(text, "Injected"));
     CU_ASSERT_EQUAL(response_bytes(resp), 5 + 19);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
 
     /* fc_response_json(): the object as plain JSON, slashes unescaped. */
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
     o = json_object_new_object();
@@ -880,11 +427,11 @@ test_response_headers_and_body(void)
         json_object_new_string("Work completed for a/b"));
     CU_ASSERT_EQUAL(fc_response_json(resp, 200, o), 0);
     json_object_put(o);
-    CU_ASSERT_STRING_EQUAL(sink_text(&k), "Status: 200 OK\r\n"
+    CU_ASSERT_STRING_EQUAL(memstream_text(&k), "Status: 200 OK\r\n"
         "Content-Type: application/json\r\n\r\n"
         "{\"result\":\"Work completed for a/b\"}");
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 }
 
@@ -892,17 +439,17 @@ test_response_headers_and_body(void)
 static void
 test_response_write_error(void)
 {
-    struct sink   k;
-    fc_token     *tok = token_new(NULL);
-    fc_response  *resp;
-    char          big[100];
+    struct memstream  k;
+    fc_token         *tok = token_new(NULL);
+    fc_response      *resp;
+    char              big[100];
 
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
     CU_ASSERT_EQUAL(fc_response_write(resp, "ok", 2), 0);
-    k.fail = 1;                 /* the front end is gone */
+    memstream_break(&k);        /* the front end is gone */
     memset(big, 'z', sizeof big);
     CU_ASSERT_EQUAL(fc_response_write(resp, big, sizeof big), -1);
     CU_ASSERT_EQUAL(response_failed(resp), 1);
@@ -912,7 +459,7 @@ test_response_write_error(void)
     CU_ASSERT_EQUAL(fc_response_printf(resp, "%d", 1), -1);
     CU_ASSERT_EQUAL(fc_response_flush(resp), -1);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 
     /*
@@ -920,165 +467,32 @@ test_response_write_error(void)
      * (failing), and the rest of the bytes fit in it, so it returns n.
      * Only FCGX_GetError() tells.
      */
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     tok = token_new(NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
     CU_ASSERT_EQUAL(fc_response_flush(resp), 0);    /* headers out, empty */
-    k.fail = 1;
-    CU_ASSERT_EQUAL(fc_response_write(resp, big, sizeof k.buf + 4), -1);
+    memstream_break(&k);
+    CU_ASSERT_EQUAL(fc_response_write(resp, big, MEMSTREAM_SMALL + 4), -1);
     CU_ASSERT_EQUAL(fc_token_reason(tok), FC_WRITE_ERROR);
     CU_ASSERT_EQUAL(response_failed(resp), 1);
     response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 
     /* A failure seen only at the flush (libfcgi returns 0 from it later). */
-    sink_init(&k);
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
     tok = token_new(NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
     resp = response_new(&k.s, tok);
     CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
-    k.fail = 1;
+    memstream_break(&k);
     CU_ASSERT_EQUAL(fc_response_flush(resp), -1);
     CU_ASSERT_EQUAL(fc_token_reason(tok), FC_WRITE_ERROR);
     CU_ASSERT_EQUAL(fc_response_flush(resp), -1);
     response_free(resp);
-    free(k.out);
-    token_unref(tok);
-}
-
-/* ---- status --------------------------------------------------------- */
-
-/* Return the integer at root.a (or root.a.b), or -12345 if absent. */
-static int64_t
-jget(json_object *root, const char *a, const char *b)
-{
-    json_object *o, *v;
-
-    if (!json_object_object_get_ex(root, a, &o))
-        return -12345;
-    if (b == NULL)
-        return json_object_is_type(o, json_type_int) ?
-            json_object_get_int64(o) : -12345;
-    if (!json_object_object_get_ex(o, b, &v) ||
-        !json_object_is_type(v, json_type_int))
-        return -12345;
-    return json_object_get_int64(v);
-}
-
-/* The document has every documented key, as integers, zero after init. */
-static void
-test_status_keys(void)
-{
-    static const char *const requests[] = {
-        "accepted", "completed", "cancelled", "failed"
-    };
-    static const char *const reasons[] = {
-        "client_gone", "aborted", "write_error", "deadline", "shutdown"
-    };
-    json_object *root;
-    size_t       i;
-
-    stats_init(4);
-    root = status_json();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-    for (i = 0; i < sizeof requests / sizeof requests[0]; i++)
-        CU_ASSERT_EQUAL(jget(root, "requests", requests[i]), 0);
-    for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
-        CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", reasons[i]), 0);
-    CU_ASSERT_EQUAL(jget(root, "in_flight", NULL), 0);
-    CU_ASSERT_EQUAL(jget(root, "workers", "total"), 4);
-    CU_ASSERT_EQUAL(jget(root, "workers", "busy"), 0);
-    CU_ASSERT_EQUAL(jget(root, "uptime_s", NULL), 0);
-    CU_ASSERT_EQUAL(jget(root, "cancel_latency", "samples"), 0);
-    json_object_put(root);
-}
-
-/* stats_end() moves exactly the counters of the outcome and reason. */
-static void
-test_status_counters(void)
-{
-    json_object *root;
-    int          i;
-
-    stats_init(2);
-    atomic_fetch_add(&stats.accepted, 9);
-    atomic_fetch_add(&stats.in_flight, 3);
-    atomic_fetch_add(&stats.busy, 2);
-    stats_end(OUTCOME_COMPLETED, FC_REASON_NONE);
-    stats_end(OUTCOME_COMPLETED, FC_DEADLINE);      /* reason ignored */
-    stats_end(OUTCOME_FAILED, FC_REASON_NONE);
-    for (i = 0; i < 3; i++)
-        stats_end(OUTCOME_CANCELLED, FC_CLIENT_GONE);
-    stats_end(OUTCOME_CANCELLED, FC_ABORTED);
-    stats_end(OUTCOME_CANCELLED, FC_WRITE_ERROR);
-    stats_end(OUTCOME_CANCELLED, FC_DEADLINE);
-    stats_end(OUTCOME_CANCELLED, FC_DEADLINE);
-    stats_end(OUTCOME_CANCELLED, FC_SHUTDOWN);
-    stats_end(OUTCOME_CANCELLED, FC_REASON_NONE);   /* counted, no reason */
-    stats_end(OUTCOME_CANCELLED, (enum fc_reason)77);
-    stats_cancel_latency(2500000);
-    stats_cancel_latency(500000);
-
-    root = status_json();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-    CU_ASSERT_EQUAL(jget(root, "requests", "accepted"), 9);
-    CU_ASSERT_EQUAL(jget(root, "requests", "completed"), 2);
-    CU_ASSERT_EQUAL(jget(root, "requests", "failed"), 1);
-    CU_ASSERT_EQUAL(jget(root, "requests", "cancelled"), 10);
-    CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "client_gone"), 3);
-    CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "aborted"), 1);
-    CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "write_error"), 1);
-    CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "deadline"), 2);
-    CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "shutdown"), 1);
-    CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "none"), -12345);
-    CU_ASSERT_EQUAL(jget(root, "in_flight", NULL), 3);
-    CU_ASSERT_EQUAL(jget(root, "workers", "total"), 2);
-    CU_ASSERT_EQUAL(jget(root, "workers", "busy"), 2);
-    CU_ASSERT_EQUAL(jget(root, "cancel_latency", "samples"), 2);
-    json_object_put(root);
-
-    /* stats_init() starts again from zero. */
-    stats_init(2);
-    root = status_json();
-    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-    CU_ASSERT_EQUAL(jget(root, "requests", "cancelled"), 0);
-    CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "client_gone"), 0);
-    CU_ASSERT_EQUAL(jget(root, "cancel_latency", "samples"), 0);
-    json_object_put(root);
-}
-
-/* The /status handler answers the same document as JSON. */
-static void
-test_status_handler(void)
-{
-    struct sink   k;
-    fc_token     *tok = token_new(NULL);
-    fc_response  *resp;
-    json_object  *root;
-    const char   *text, *body;
-
-    stats_init(3);
-    stats_end(OUTCOME_CANCELLED, FC_ABORTED);
-    sink_init(&k);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
-    resp = response_new(&k.s, tok);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
-    CU_ASSERT_EQUAL(status_handler(NULL, resp, tok, NULL), FC_OK);
-    text = sink_text(&k);
-    CU_ASSERT(strncmp(text, "Status: 200 OK\r\n", 16) == 0);
-    CU_ASSERT_PTR_NOT_NULL(strstr(text, "Content-Type: application/json"));
-    body = strstr(text, "\r\n\r\n");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
-    root = json_tokener_parse(body + 4);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
-    CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "aborted"), 1);
-    CU_ASSERT_EQUAL(jget(root, "workers", "total"), 3);
-    json_object_put(root);
-    response_free(resp);
-    free(k.out);
+    memstream_free(&k);
     token_unref(tok);
 }
 
@@ -1096,28 +510,8 @@ static CU_TestInfo query_tests[] = {
     CU_TEST_INFO_NULL
 };
 
-static CU_TestInfo work_tests[] = {
-    { "defaults", test_work_defaults },
-    { "steps", test_work_steps },
-    { "step_ms", test_work_step_ms },
-    { "mode", test_work_mode },
-    CU_TEST_INFO_NULL
-};
-
-static CU_TestInfo router_tests[] = {
-    { "exact path", test_router_exact },
-    { "prefix route", test_router_prefix },
-    { "404 and 405", test_router_404_405 },
-    { "first route wins", test_router_first_wins },
-    { "methods and default routes", test_router_defaults },
-    CU_TEST_INFO_NULL
-};
-
-static CU_TestInfo text_tests[] = {
+static CU_TestInfo reason_tests[] = {
     { "http_reason", test_http_reason },
-    { "log_escape characters", test_log_escape_chars },
-    { "log_escape: what fits is not cut", test_log_escape_fits },
-    { "log_escape truncation, sizes 0..40", test_log_escape_truncation },
     CU_TEST_INFO_NULL
 };
 
@@ -1128,20 +522,10 @@ static CU_TestInfo response_tests[] = {
     CU_TEST_INFO_NULL
 };
 
-static CU_TestInfo status_tests[] = {
-    { "documented keys", test_status_keys },
-    { "stats_end moves the right counters", test_status_counters },
-    { "status handler", test_status_handler },
-    CU_TEST_INFO_NULL
-};
-
 static CU_SuiteInfo suites[] = {
     { "query and request", NULL, NULL, NULL, NULL, query_tests },
-    { "work_parse", NULL, NULL, NULL, NULL, work_tests },
-    { "router", NULL, NULL, NULL, NULL, router_tests },
-    { "reasons and log escaping", NULL, NULL, NULL, NULL, text_tests },
+    { "reasons", NULL, NULL, NULL, NULL, reason_tests },
     { "response writer", NULL, NULL, NULL, NULL, response_tests },
-    { "status", NULL, NULL, NULL, NULL, status_tests },
     CU_SUITE_INFO_NULL
 };
 

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_log.c - unit tests of the escaping of client strings for the logs
+ * (log_escape() in log.c): which bytes become \xHH, and the cut with "..."
+ * at every buffer size, each checked in a heap buffer of exactly that size.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+#include <CUnit/CUnit.h>
+
+#include "log.h"
+#include "unit.h"
+
+/* Escape src into a heap buffer of exactly size bytes (1 if 0); caller frees. */
+static char *
+escape_exact(size_t size, const char *src)
+{
+    char *dst = malloc(size > 0 ? size : 1);
+
+    if (dst != NULL) {
+        memset(dst, '#', size > 0 ? size : 1);
+        log_escape(dst, size, src);
+    }
+    return dst;
+}
+
+/* A string that fits is copied whole: never cut, never "...". */
+static void
+test_log_escape_fits(void)
+{
+    char   buf[16];
+    size_t size;
+
+    for (size = 4; size <= 6; size++)
+        CU_ASSERT_STRING_EQUAL(log_escape(buf, size, "abc"), "abc");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, 5, "\n"), "\\x0a");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, 5, "abcde"), "a...");
+}
+
+/* Control characters, quotes, backslashes and high bytes become \xHH. */
+static void
+test_log_escape_chars(void)
+{
+    char buf[128];
+
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "plain /a?b=c 1~"),
+        "plain /a?b=c 1~");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "a\nb\rc\td\x01\x1f"),
+        "a\\x0ab\\x0dc\\x09d\\x01\\x1f");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "say \"hi\""),
+        "say \\x22hi\\x22");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "back\\slash"),
+        "back\\x5cslash");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, "\x7f\x80\xff\xc3\xa9"),
+        "\\x7f\\x80\\xff\\xc3\\xa9");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, ""), "");
+    CU_ASSERT_STRING_EQUAL(log_escape(buf, sizeof buf, NULL), "");
+    CU_ASSERT_PTR_EQUAL(log_escape(buf, sizeof buf, "x"), buf);
+}
+
+/*
+ * Every size from 0 to 40 against a long input, each in a heap buffer of
+ * exactly that size (ASan): never a byte outside it, always terminated, a
+ * prefix of the full escape cut between two escapes, with "..." when cut.
+ */
+static void
+test_log_escape_truncation(void)
+{
+    static const char src[] = "GET \"/a\x01\x02\" \\ \n\xff tail of the "
+        "request line that is much longer than forty bytes";
+    char              full[sizeof src * 4], boundary[sizeof src * 4];
+    const char       *p;
+    size_t            size, flen, plen, o;
+    int               bad_nul = 0, bad_prefix = 0, bad_dots = 0;
+    int               bad_cut = 0, bad_whole = 0, bad_zero = 0;
+
+    log_escape(full, sizeof full, src);
+    flen = strlen(full);
+    CU_ASSERT_FATAL(flen > 40);
+    /* Where a cut may fall: between the escapes of two source bytes. */
+    memset(boundary, 0, sizeof boundary);
+    for (p = src, o = 0; *p != '\0'; p++) {
+        boundary[o] = 1;
+        o += (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') ? 1 : 4;
+    }
+    boundary[o] = 1;
+    CU_ASSERT_EQUAL_FATAL(o, flen);
+
+    for (size = 0; size <= 40; size++) {
+        char *out = escape_exact(size, src);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+        if (size == 0) {
+            bad_zero += out[0] != '#';      /* nothing written at all */
+            free(out);
+            continue;
+        }
+        if (memchr(out, '\0', size) == NULL) {
+            bad_nul++;
+            free(out);
+            continue;
+        }
+        plen = strlen(out);
+        if (size >= 4) {
+            if (plen < 3 || strcmp(out + plen - 3, "...") != 0) {
+                bad_dots++;
+                free(out);
+                continue;
+            }
+            plen -= 3;
+        }
+        if (strncmp(out, full, plen) != 0)
+            bad_prefix++;
+        else if (!boundary[plen])
+            bad_cut++;
+        free(out);
+    }
+
+    /* Room for all of it and the reserve for "...": not cut at all. */
+    for (size = flen + 4; size <= flen + 8; size++) {
+        char *out = escape_exact(size, src);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+        if (strcmp(out, full) != 0)
+            bad_whole++;
+        free(out);
+    }
+    CU_ASSERT_EQUAL(bad_zero, 0);
+    CU_ASSERT_EQUAL(bad_nul, 0);
+    CU_ASSERT_EQUAL(bad_dots, 0);
+    CU_ASSERT_EQUAL(bad_prefix, 0);
+    CU_ASSERT_EQUAL(bad_cut, 0);
+    CU_ASSERT_EQUAL(bad_whole, 0);
+}
+
+static CU_TestInfo log_tests[] = {
+    { "log_escape characters", test_log_escape_chars },
+    { "log_escape: what fits is not cut", test_log_escape_fits },
+    { "log_escape truncation, sizes 0..40", test_log_escape_truncation },
+    CU_TEST_INFO_NULL
+};
+
+static CU_SuiteInfo suites[] = {
+    { "log escaping", NULL, NULL, NULL, NULL, log_tests },
+    CU_SUITE_INFO_NULL
+};
+
+int
+main(void)
+{
+    return unit_run("test_log", suites, 60);
+}
