@@ -17,7 +17,7 @@
 #
 # Public functions: t_setup t_cleanup t_track t_fail t_ok t_wait_for
 # t_now_ms t_free_port t_start_server t_stop_server t_start_nginx t_fcgi
-# t_status t_log_count t_log_has.
+# t_status t_log_count t_log_has t_stop t_wait_socket.
 # Public variables: T, FCGI_CANCEL, FCGI_CLIENT, HTTP_CLIENT, SERVER_SOCK,
 # FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL.
 
@@ -148,44 +148,28 @@ _t_descendants() {
     done
 }
 
+# _t_trees PID...: print each PID that is alive and its descendants.
+# Collect them before signalling: once a parent dies its children are
+# re-parented and can no longer be found (nginx workers, for instance,
+# outlive a KILLed master).
+_t_trees() {
+    local p
+    for p in "$@"; do
+        [ -n "$p" ] && _t_alive "$p" || continue
+        echo "$p"
+        _t_descendants "$p"
+    done
+}
+
 # t_cleanup [STATUS]: stop every tracked process (TERM, then KILL for
 # whatever is still alive after a bounded 3 s poll), print the last 50
 # lines of each $T/*.log when STATUS is non-zero, and remove $T unless
 # KEEP_TMP=1.  Normally called by the EXIT trap installed by t_setup.
 t_cleanup() {
-    local rc=${1:-0} p f deadline
-    local all=() left=() desc=()
+    local rc=${1:-0} p f all=()
 
-    for p in "${_t_pids[@]}"; do
-        _t_alive "$p" || continue
-        # Collect descendants before signalling: once a parent dies its
-        # children are re-parented and can no longer be found (nginx
-        # workers, for instance, outlive a KILLed master).
-        mapfile -t desc < <(_t_descendants "$p")
-        all+=("$p" "${desc[@]}")
-    done
-    if [ "${#all[@]}" -gt 0 ]; then
-        kill -TERM "${all[@]}" 2>/dev/null || true
-        _t_now
-        deadline=$(( _T_NOW + 3000 ))
-        while :; do
-            left=()
-            for p in "${all[@]}"; do
-                if _t_alive "$p"; then
-                    left+=("$p")
-                fi
-            done
-            [ "${#left[@]}" -eq 0 ] && break
-            _t_now
-            if [ "$_T_NOW" -ge "$deadline" ]; then
-                echo "t_cleanup: still alive after SIGTERM + 3 s," \
-                     "sending SIGKILL: ${left[*]}" >&2
-                kill -KILL "${left[@]}" 2>/dev/null || true
-                break
-            fi
-            sleep 0.02
-        done
-    fi
+    mapfile -t all < <(_t_trees "${_t_pids[@]}")
+    _t_term_wait_kill t_cleanup 3000 "${all[@]}"
     # Reap our own children so that bash does not report them.
     for p in "${_t_pids[@]}"; do
         wait "$p" 2>/dev/null || true
@@ -207,6 +191,69 @@ t_cleanup() {
             rm -rf "$T"
         fi
     fi
+}
+
+# _t_term_wait_kill WHO TIMEOUT_MS PID...: send SIGTERM to every PID, poll
+# until all are gone or TIMEOUT_MS have passed, then SIGKILL (and say so,
+# as WHO) whatever is still alive.  Does not reap.
+_t_term_wait_kill() {
+    local who=$1 timeout_ms=$2 p deadline left=()
+    shift 2
+    [ "$#" -gt 0 ] || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    _t_now
+    deadline=$(( _T_NOW + timeout_ms ))
+    while :; do
+        left=()
+        for p in "$@"; do
+            if _t_alive "$p"; then
+                left+=("$p")
+            fi
+        done
+        [ "${#left[@]}" -eq 0 ] && break
+        _t_now
+        if [ "$_T_NOW" -ge "$deadline" ]; then
+            echo "$who: still alive after SIGTERM + $(( timeout_ms / 1000 )) s," \
+                 "sending SIGKILL: ${left[*]}" >&2
+            kill -KILL "${left[@]}" 2>/dev/null || true
+            break
+        fi
+        sleep 0.02
+    done
+}
+
+# t_stop PID...: stop these tracked processes and their descendants now
+# (SIGTERM, SIGKILL after 5 s), reap them and stop tracking them, so that
+# t_cleanup cannot signal a later process that reuses a PID.  Empty
+# arguments are ignored; returns 0.
+t_stop() {
+    local p q all=() keep=()
+    mapfile -t all < <(_t_trees "$@")
+    _t_term_wait_kill t_stop 5000 "${all[@]}"
+    for p in "$@"; do
+        [ -n "$p" ] || continue
+        wait "$p" 2>/dev/null || true
+    done
+    for q in "${_t_pids[@]}"; do
+        for p in "$@"; do
+            [ "$q" = "$p" ] && continue 2
+        done
+        keep+=("$q")
+    done
+    _t_pids=("${keep[@]}")
+    return 0
+}
+
+# t_wait_socket PID PATH [TIMEOUT_MS]: wait up to TIMEOUT_MS (default 5000)
+# for the process PID to create the socket PATH; fails the test if PID
+# exits first or the time runs out.
+t_wait_socket() {
+    local pid=$1 path=$2
+    _t_sock_or_dead() { [ -S "$path" ] || ! _t_alive "$pid"; }
+    t_wait_for "${3:-5000}" _t_sock_or_dead ||
+        t_fail "no socket $path after ${3:-5000} ms"
+    _t_alive "$pid" || t_fail "process $pid exited before creating $path"
+    return 0
 }
 
 _t_on_exit() {
@@ -414,11 +461,14 @@ _t_fastcgi_params_inline() {
 EOF
 }
 
-# _t_nginx_conf WHO LOG_FORMAT HTTP_BODY: write $T/nginx.conf, the part
-# every test nginx shares (1 worker, as nobody:root when root, logs and
-# temporary files in $T) around HTTP_BODY; WHO names the writer.
+# _t_nginx_conf WHO LOG_FORMAT HTTP_BODY [CONNECTIONS]: write
+# $T/nginx.conf, the part every test nginx shares (1 worker, as
+# nobody:root when root, logs and temporary files in $T) around HTTP_BODY;
+# WHO names the writer.  CONNECTIONS (default 256) is the worker's
+# worker_connections; given, the worker's descriptor limit is twice it.
 _t_nginx_conf() {
-    local user_line=""
+    local user_line="" nofile=""
+    [ -z "${4-}" ] || nofile=$'\n'"worker_rlimit_nofile $(( 2 * $4 ));"
     # Workers run as nobody with primary group root: the server's socket
     # is root:root 0660, so group root is what lets them in.
     [ "$(id -u)" != 0 ] || user_line="user nobody root;"
@@ -428,12 +478,12 @@ _t_nginx_conf() {
 daemon off;
 master_process on;
 worker_processes 1;
-$user_line
+$user_line$nofile
 error_log $T/nginx-error.log info;
 pid $T/nginx.pid;
 
 events {
-    worker_connections 256;
+    worker_connections ${4:-256};
 }
 
 http {
