@@ -4,7 +4,10 @@
 # fcgi-cancel(8) documents every long option that `fcgi-cancel --help`
 # prints, and fcgi-cancel.json(5) every top-level key of the annotated
 # conf/fcgi-cancel.json and every key of the configuration tables in the
-# sources (top level, routes, the work and exec handlers).
+# sources (top level, routes, the work and exec handlers).  The README and
+# docs/ as a reader follows them: every relative link leads to a file of
+# the tree (and its #anchor to a heading there), README links every page
+# of docs/, and every conf/ snippet is named in docs/frontends.md.
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 t_setup
@@ -100,3 +103,50 @@ for w in SIGTERM SIGINT SIGHUP NOTIFY_SOCKET LISTEN_FDS READY=1 STOPPING=1 \
         t_fail "fcgi-cancel.8 does not mention $w"
 done
 t_ok "handlers, reasons, signals, environment and notify messages documented"
+
+# 6. The README and docs/: the links a reader follows.
+# slug HEADING: the anchor GitHub gives a heading (lower case, punctuation
+# but - and _ dropped, spaces as -).
+slug() {
+    printf '%s\n' "$1" | tr '[:upper:]' '[:lower:]' |
+        sed -e 's/[^a-z0-9 _-]//g' -e 's/ /-/g'
+}
+pages=("$top_srcdir/README.md" "$top_srcdir"/docs/*.md)
+[ "${#pages[@]}" -ge 5 ] || t_fail "docs/ holds only $((${#pages[@]} - 1)) pages"
+nlinks=0
+broken=()
+for page in "${pages[@]}"; do
+    dir=$(dirname "$page")
+    while IFS= read -r link; do
+        case $link in http:* | https:* | mailto:*) continue ;; esac
+        nlinks=$((nlinks + 1))
+        file=${link%%#*}
+        target=$page
+        [ -n "$file" ] && target=$dir/$file
+        if [ ! -e "$target" ]; then
+            broken+=("${page#"$top_srcdir"/}: $link")
+            continue
+        fi
+        case $link in *'#'*) ;; *) continue ;; esac
+        anchor=${link#*#}
+        found=0
+        while IFS= read -r h; do
+            [ "$(slug "$h")" = "$anchor" ] && { found=1; break; }
+        done < <(sed -n 's/^#\{1,6\} \(.*\)/\1/p' "$target")
+        [ "$found" -eq 1 ] || broken+=("${page#"$top_srcdir"/}: $link (no such heading)")
+    done < <(grep -oE '\]\([^) ]+\)' "$page" | sed -e 's/^](//' -e 's/)$//')
+done
+[ "${#broken[@]}" -eq 0 ] || t_fail "broken links: ${broken[*]}"
+[ "$nlinks" -ge 20 ] || t_fail "found only $nlinks relative links in README and docs/"
+missing=()
+for page in "$top_srcdir"/docs/*.md; do
+    grep -qF "](docs/$(basename "$page"))" "$top_srcdir/README.md" ||
+        missing+=("docs/$(basename "$page")")
+done
+for snippet in "$top_srcdir"/conf/*.conf "$top_srcdir"/conf/*.Caddyfile; do
+    case $(basename "$snippet") in nginx*|lighttpd*|apache*|h2o*|caddy*) ;; *) continue ;; esac
+    grep -qF "conf/$(basename "$snippet")" "$top_srcdir/docs/frontends.md" ||
+        missing+=("conf/$(basename "$snippet") in docs/frontends.md")
+done
+[ "${#missing[@]}" -eq 0 ] || t_fail "not linked: ${missing[*]}"
+t_ok "README and docs/: $nlinks relative links resolve, every page and front-end snippet is linked"
