@@ -29,6 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "accesslog.h"
 #include "config.h"
 #include "handlers/exec.h"
 #include "handlers/module.h"
@@ -1341,6 +1342,9 @@ static const struct config_key config_keys[] = {
     { .name = "access_log", .type = CONFIG_STRING,
       .offset = offsetof(struct config, access_log),
       .nullable = 1, .check = check_access_log },
+    { .name = "access_log_format", .type = CONFIG_ENUM,
+      .offset = offsetof(struct config, access_log_format),
+      .def = ACCESSLOG_DEFAULT, .names = accesslog_format_names },
     { .name = "user", .type = CONFIG_STRING,
       .offset = offsetof(struct config, user),
       .nullable = 1, .check = check_group },

@@ -62,6 +62,7 @@
 
 #include <fastcgi.h>
 
+#include "accesslog.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -581,7 +582,6 @@ worker_request(struct worker *wk, struct conn *c)
     fc_token           *tok = NULL;
     enum fc_reason      reason;
     enum outcome        outcome;
-    char                epath[512], eq[512];
     size_t              consume;
     uint64_t            id, t0, t1;
     int                 status, result = FC_OK, keep = 1, refused = 0;
@@ -677,21 +677,11 @@ worker_request(struct worker *wk, struct conn *c)
 done:
     stats_end(outcome, tok != NULL ? fc_token_reason(tok) : FC_REASON_NONE);
     atomic_fetch_sub_explicit(&stats.in_flight, 1, memory_order_relaxed);
-    if (req != NULL) {
-        const char *q = fc_request_param(req, "QUERY_STRING");
-        const char *m = fc_request_method(req);
-
-        t1 = token_now_ns();
-        log_access("req=%llu %s \"%s%s%s\" %d %.3fms%s%s",
-            (unsigned long long)id, m != NULL ? m : "-",
-            log_escape(epath, sizeof epath, fc_request_path(req)),
-            q != NULL && *q != '\0' ? "?" : "",
-            log_escape(eq, sizeof eq, q != NULL ? q : ""), status,
-            (double)(t1 - t0) / 1e6,
-            outcome == OUTCOME_CANCELLED ? " reason=" : "",
+    if (req != NULL)
+        accesslog_request(req, rt != NULL ? rt->path : NULL, status,
+            response_bytes(resp), token_now_ns() - t0,
             outcome == OUTCOME_CANCELLED ?
-            fc_reason_name(fc_token_reason(tok)) : "");
-    }
+            fc_reason_name(fc_token_reason(tok)) : NULL);
     response_free(resp);
     request_free(req);
     token_unref(tok);
