@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "accesslog.h"
 #include "config.h"
 #include "config_keys.h"
 #include "jsonpos.h"
@@ -165,6 +166,9 @@ static const struct config_key config_keys[] = {
     { .name = "access_log", .type = CONFIG_STRING,
       .offset = offsetof(struct config, access_log),
       .nullable = 1, .check = check_access_log },
+    { .name = "access_log_format", .type = CONFIG_ENUM,
+      .offset = offsetof(struct config, access_log_format),
+      .def = ACCESSLOG_DEFAULT, .names = accesslog_format_names },
     { .name = "user", .type = CONFIG_STRING,
       .offset = offsetof(struct config, user),
       .nullable = 1, .check = check_group },

@@ -40,6 +40,7 @@ struct config {
     long            worker_stack_kb;/* 64..65536; 1024 */
     int             log_level;      /* enum log_level; LOG_LEVEL_INFO */
     char           *access_log;     /* NULL: stderr; "off": none; a path */
+    int             access_log_format;/* enum accesslog_format; default */
     char           *user;           /* NULL: stay who we are */
     char           *group;          /* NULL: the user's group */
     char          **allowed_clients;/* NULL-terminated IP addresses, or NULL */

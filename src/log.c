@@ -3,15 +3,18 @@
  * log.c - one line per event, written with a single write(2) so that lines
  * of different threads never interleave.  Each line starts with a UTC time
  * with microseconds (tests and benchmarks compute latencies from it), then
- * the level.  Access-log lines carry the level "access".
+ * the level.  When stderr is the systemd journal's stream (JOURNAL_STREAM
+ * names its device and inode, see systemd.exec(5)), a line starts instead
+ * with the syslog priority, "<3>" to "<7>" (sd-daemon(3)), and carries no
+ * time of its own: the journal stamps it, and `journalctl -p` filters it.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,18 +23,38 @@
 
 int log_level = LOG_LEVEL_INFO;
 
-/*
- * Where access lines go: stderr (-1 here), nowhere (-2), or a file opened
- * by log_access_open().  Written by the main thread only (at start-up and
- * on SIGHUP); the workers read it with relaxed order: a line written to
- * the old file during a reopen is fine.
- */
-static _Atomic int      access_fd = -1;
-static char            *access_path;
-
 static const char *const level_names[LOG_LEVEL__MAX] = {
     "error", "warn", "info", "debug"
 };
+
+/* The syslog priority of each level, as the journal reads "<N>". */
+static const char *const level_prefix[LOG_LEVEL__MAX] = {
+    "<3>", "<4>", "<6>", "<7>"
+};
+
+/* 1 when stderr is the journal's stream; set by log_init(). */
+static int journal;
+
+void
+log_init(void)
+{
+    const char         *js = getenv("JOURNAL_STREAM");
+    struct stat         st;
+    unsigned long long  dev, ino;
+    char                end;
+
+    journal = js != NULL &&
+        sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 &&
+        fstat(STDERR_FILENO, &st) == 0 &&
+        (unsigned long long)st.st_dev == dev &&
+        (unsigned long long)st.st_ino == ino;
+}
+
+int
+log_journal(void)
+{
+    return journal;
+}
 
 int
 log_level_parse(const char *name)
@@ -46,7 +69,8 @@ log_level_parse(const char *name)
 }
 
 static void
-log_vline(int fd, const char *tag, int err, const char *fmt, va_list ap)
+log_vline(int fd, const char *prefix, const char *tag, int err,
+    const char *fmt, va_list ap)
 {
     char            line[4096];
     struct timeval  tv;
@@ -54,12 +78,17 @@ log_vline(int fd, const char *tag, int err, const char *fmt, va_list ap)
     size_t          n;
     int             r;
 
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    r = snprintf(line + n, sizeof line - n, ".%06ldZ %s ", (long)tv.tv_usec,
-        tag);
-    n += (size_t)r;
+    if (journal) {
+        r = snprintf(line, sizeof line, "%s%s ", prefix, tag);
+        n = (size_t)r;
+    } else {
+        gettimeofday(&tv, NULL);
+        gmtime_r(&tv.tv_sec, &tm);
+        n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+        r = snprintf(line + n, sizeof line - n, ".%06ldZ %s ",
+            (long)tv.tv_usec, tag);
+        n += (size_t)r;
+    }
     r = vsnprintf(line + n, sizeof line - n, fmt, ap);
     if (r < 0)
         r = 0;
@@ -85,50 +114,9 @@ log_emit(int level, int with_errno, const char *fmt, ...)
     if (level > log_level)
         return;
     va_start(ap, fmt);
-    log_vline(STDERR_FILENO, level_names[level], err, fmt, ap);
+    log_vline(STDERR_FILENO, level_prefix[level], level_names[level], err,
+        fmt, ap);
     va_end(ap);
-}
-
-void
-log_access(const char *fmt, ...)
-{
-    va_list ap;
-    int     fd = atomic_load_explicit(&access_fd, memory_order_relaxed);
-
-    if (fd == -2)
-        return;
-    va_start(ap, fmt);
-    log_vline(fd >= 0 ? fd : STDERR_FILENO, "access", 0, fmt, ap);
-    va_end(ap);
-}
-
-int
-log_access_open(const char *path)
-{
-    int fd, old;
-
-    if (path == NULL || strcmp(path, "off") == 0) {
-        fd = path == NULL ? -1 : -2;
-    } else if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-        0640)) < 0) {
-        return -1;
-    }
-    if (path != access_path) {
-        free(access_path);
-        access_path = path != NULL ? strdup(path) : NULL;
-    }
-    old = atomic_exchange_explicit(&access_fd, fd, memory_order_relaxed);
-    if (old >= 0)
-        close(old);
-    return 0;
-}
-
-int
-log_reopen(void)
-{
-    if (access_path == NULL || strcmp(access_path, "off") == 0)
-        return 0;
-    return log_access_open(access_path);
 }
 
 /* Return 1 if log_escape() writes c as it is, 0 if as \xHH. */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * log.h - the server log (stderr, or a file) and the access log.
+ * log.h - the server log, on stderr (a file, or the journal).
  */
 #ifndef LOG_H
 #define LOG_H
@@ -25,17 +25,13 @@ void    log_emit(int level, int with_errno, const char *fmt, ...)
             __attribute__((format(printf, 3, 4)));
 
 /*
- * Send access lines to path (appended, created 0640), to stderr (NULL) or
- * nowhere ("off").  Return 0, or -1 with errno set (nothing changes).
+ * Look whether stderr is the systemd journal's stream (JOURNAL_STREAM);
+ * call once at start-up, before other threads log.
  */
-int     log_access_open(const char *path);
+void    log_init(void);
 
-/* Reopen the access-log file (after logrotate moved it); 0 or -1. */
-int     log_reopen(void);
-
-/* Write one access-log line (always, whatever the level). */
-void    log_access(const char *fmt, ...)
-            __attribute__((format(printf, 1, 2)));
+/* Return 1 if lines carry "<N>" priorities for the journal, else 0. */
+int     log_journal(void);
 
 /*
  * Copy src into dst (of size bytes) with control characters, quotes,

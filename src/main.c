@@ -22,6 +22,7 @@
 #include "config.h"
 #include "handlers/handlers.h"
 #include "listen.h"
+#include "accesslog.h"
 #include "log.h"
 #include "notify.h"
 #include "pool.h"
@@ -364,6 +365,7 @@ main(int argc, char **argv)
     char               *cause = NULL, *unix_path = NULL;
     int                 lfd, sig, again = 0, busy;
 
+    log_init();
     if (parse_options(argc, argv, &o) != 0)
         return 1;
     if (load_config(&o, &cfg, &src) != 0) {
@@ -386,7 +388,8 @@ main(int argc, char **argv)
     }
     log_level = cfg.log_level;
     notify_init();
-    if (log_access_open(cfg.access_log) != 0) {
+    if (accesslog_open(cfg.access_log,
+        (enum accesslog_format)cfg.access_log_format) != 0) {
         fprintf(stderr, "fcgi-cancel: access_log: %s: %s\n", cfg.access_log,
             strerror(errno));
         goto fail;
@@ -463,7 +466,7 @@ main(int argc, char **argv)
         tick.tv_nsec = ms % 1000 * 1000000L;
         sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGHUP) {
-            if (log_reopen() != 0)
+            if (accesslog_reopen() != 0)
                 log_warn("SIGHUP: cannot reopen the access log");
             else
                 log_info("SIGHUP: logs reopened");
@@ -488,13 +491,14 @@ main(int argc, char **argv)
             (busy = pool_busy(pool)) > 0) {
             log_errorx("%d jobs ignore their token; exiting without them",
                 busy);
+            accesslog_flush();
             _exit(1);
         }
     }
     pool_free(pool);
     token_unref(server_tok);
     config_free(&cfg);
-    log_access_open(NULL);
+    accesslog_close();
     free(unix_path);
     log_info("exit");
     return 0;
@@ -507,6 +511,6 @@ fail_listen:
 fail:
     config_source_free(src);
     config_free(&cfg);
-    log_access_open(NULL);
+    accesslog_close();
     return 1;
 }

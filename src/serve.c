@@ -60,6 +60,7 @@
 
 #include <fcgiapp.h>
 
+#include "accesslog.h"
 #include "log.h"
 #include "proto.h"
 #include "request.h"
@@ -84,6 +85,7 @@ struct serve_req {
     fc_request      *req;
     fc_response     *resp;
     fc_token        *tok;
+    const struct route *rt;         /* the route matched; NULL: none */
     enum outcome     outcome;
     int              status;        /* for the access log */
     int              keep;          /* the connection is still in step */
@@ -199,6 +201,7 @@ serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
             "method not allowed");
         return FC_OK;
     }
+    r->rt = rt;
     if (fc_token_cancelled(r->tok))
         return FC_CANCELLED;
     wa = (struct watch){
@@ -245,19 +248,10 @@ serve_outcome(struct serve_req *r, int result)
 static void
 serve_log(const struct serve_req *r)
 {
-    const char *q = fc_request_param(r->req, "QUERY_STRING");
-    const char *m = fc_request_method(r->req);
-    char        epath[512], eq[512];
-    int         cancelled = r->outcome == OUTCOME_CANCELLED;
-
-    log_access("req=%llu %s \"%s%s%s\" %d %.3fms%s%s",
-        (unsigned long long)r->id, m != NULL ? m : "-",
-        log_escape(epath, sizeof epath, fc_request_path(r->req)),
-        q != NULL && *q != '\0' ? "?" : "",
-        log_escape(eq, sizeof eq, q != NULL ? q : ""), r->status,
-        (double)(now_ns() - r->t0) / 1e6,
-        cancelled ? " reason=" : "",
-        cancelled ? fc_reason_name(fc_token_reason(r->tok)) : "");
+    accesslog_request(r->req, r->rt != NULL ? r->rt->path : NULL,
+        r->status, response_bytes(r->resp), now_ns() - r->t0,
+        r->outcome == OUTCOME_CANCELLED ?
+        fc_reason_name(fc_token_reason(r->tok)) : NULL);
 }
 
 enum serve_verdict

@@ -86,6 +86,6 @@ jq -e '(.requests | has("accepted") and has("completed") and has("cancelled")
 t_ok "/ping and /status"
 
 # The access log: one line per request, with method, path and status.
-t_log_has 'access req=[0-9]+ GET "/cancel_tg\?steps=abc" 400 ' ||
+t_wait_for 2000 t_log_has 'access req=[0-9]+ GET "/cancel_tg\?steps=abc" 400 ' ||
     t_fail "no access line for the 400"
 t_ok "access log lines"

@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * accesslog.c - the access log, written without a system call per request.
+ *
+ * DESIGN
+ *
+ * A worker formats its line into a buffer of its own thread (struct
+ * tbuf), registered in a list the first time the thread logs.  The buffer
+ * goes to the destination (a file, stderr, or nowhere) when it passes
+ * TBUF_FLUSH bytes, when the flusher thread finds its oldest line older
+ * than FLUSH_AGE_MS, and on accesslog_flush() (SIGHUP, exit).  The flusher
+ * wakes every FLUSH_AGE_MS, so no line waits more than about twice that
+ * (100 ms).  Each write is whole lines, and writes to one destination are
+ * serialized by dest_mtx, so lines never interleave (not even on a pipe
+ * or the journal's stream socket, where a long write is not atomic).
+ *
+ * Locks, in the order they are taken:
+ *   list_mtx   protects the list of thread buffers (tbufs) and flusher's
+ *              start and stop (flusher_on);
+ *   tb->mtx    protects one buffer's bytes, len and first_ns; its thread
+ *              takes it per line, uncontended but for a flusher pass;
+ *   dest_mtx   protects dest_fd and dest_path, and serializes writes.
+ * The format is an atomic read with relaxed order: a line formatted just
+ * before a change of format is still a whole line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "accesslog.h"
+#include "log.h"
+#include "utf8.h"
+#include "util.h"
+
+#define TBUF_SIZE       (64 * 1024)
+#define TBUF_FLUSH      (32 * 1024)     /* write once past this */
+#define LINE_MAX_LEN    8192            /* longer lines are cut */
+#define FLUSH_AGE_MS    50
+
+const char *const accesslog_format_names[] = {
+    "default", "combined", "json", NULL
+};
+
+/* One thread's buffer of formatted lines. */
+struct tbuf {
+    pthread_mutex_t     mtx;
+    size_t              len;            /* protected by mtx */
+    uint64_t            first_ns;       /* monotonic time of the oldest line */
+    struct tbuf        *next;           /* protected by list_mtx */
+    char                data[TBUF_SIZE];
+};
+
+static pthread_mutex_t  list_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct tbuf     *tbufs;          /* protected by list_mtx */
+static pthread_key_t    tbuf_key;
+static pthread_once_t   tbuf_once = PTHREAD_ONCE_INIT;
+static pthread_t        flusher;
+static int              flusher_on;     /* protected by list_mtx */
+static pthread_cond_t   flusher_cond = PTHREAD_COND_INITIALIZER;
+
+static pthread_mutex_t  dest_mtx = PTHREAD_MUTEX_INITIALIZER;
+static int              dest_fd = -1;   /* -1 stderr, -2 off; dest_mtx */
+static char            *dest_path;      /* protected by dest_mtx */
+static _Atomic int      format = ACCESSLOG_DEFAULT;
+static _Atomic int      off;            /* "off": skip formatting */
+
+/* Write len bytes of whole lines to the destination; dest_mtx is held. */
+static void
+dest_write(const char *p, size_t len)
+{
+    int     fd = dest_fd == -1 ? STDERR_FILENO : dest_fd;
+    ssize_t n;
+
+    if (dest_fd == -2)
+        return;
+    while (len > 0) {
+        if ((n = write(fd, p, len)) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;             /* nowhere left to report it */
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Write and empty tb; tb->mtx is held. */
+static void
+tbuf_flush(struct tbuf *tb)
+{
+    if (tb->len == 0)
+        return;
+    xmutex_lock(&dest_mtx);
+    dest_write(tb->data, tb->len);
+    xmutex_unlock(&dest_mtx);
+    tb->len = 0;
+}
+
+/* Unlink tb from the list and free it, its lines written (thread exit). */
+static void
+tbuf_destroy(void *arg)
+{
+    struct tbuf *tb = arg, **pp;
+
+    xmutex_lock(&list_mtx);
+    for (pp = &tbufs; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == tb) {
+            *pp = tb->next;
+            break;
+        }
+    }
+    xmutex_unlock(&list_mtx);
+    xmutex_lock(&tb->mtx);
+    tbuf_flush(tb);
+    xmutex_unlock(&tb->mtx);
+    xmutex_destroy(&tb->mtx);
+    free(tb);
+}
+
+static void
+tbuf_key_make(void)
+{
+    if (pthread_key_create(&tbuf_key, tbuf_destroy) != 0)
+        abort();
+}
+
+/* Return this thread's buffer, made on first use; NULL if out of memory. */
+static struct tbuf *
+tbuf_get(void)
+{
+    struct tbuf *tb;
+
+    pthread_once(&tbuf_once, tbuf_key_make);
+    if ((tb = pthread_getspecific(tbuf_key)) != NULL)
+        return tb;
+    if ((tb = malloc(sizeof *tb)) == NULL)
+        return NULL;
+    xmutex_init(&tb->mtx);
+    tb->len = 0;
+    tb->first_ns = 0;
+    if (pthread_setspecific(tbuf_key, tb) != 0) {
+        xmutex_destroy(&tb->mtx);
+        free(tb);
+        return NULL;
+    }
+    xmutex_lock(&list_mtx);
+    tb->next = tbufs;
+    tbufs = tb;
+    xmutex_unlock(&list_mtx);
+    return tb;
+}
+
+/* Write every buffer holding a line older than min_age_ns. */
+static void
+flush_older(uint64_t min_age_ns)
+{
+    struct tbuf *tb;
+    uint64_t     now = now_ns();
+
+    xmutex_lock(&list_mtx);
+    for (tb = tbufs; tb != NULL; tb = tb->next) {
+        xmutex_lock(&tb->mtx);
+        if (tb->len > 0 && now - tb->first_ns >= min_age_ns)
+            tbuf_flush(tb);
+        xmutex_unlock(&tb->mtx);
+    }
+    xmutex_unlock(&list_mtx);
+}
+
+/* The flusher thread: writes lines that waited FLUSH_AGE_MS. */
+static void *
+flusher_main(void *arg)
+{
+    struct timespec ts;
+
+    (void)arg;
+    xmutex_lock(&list_mtx);
+    while (flusher_on) {
+        timespec_after_ms(&ts, FLUSH_AGE_MS);
+        pthread_cond_timedwait(&flusher_cond, &list_mtx, &ts);
+        if (!flusher_on)
+            break;
+        xmutex_unlock(&list_mtx);
+        flush_older((uint64_t)FLUSH_AGE_MS * 1000000u);
+        xmutex_lock(&list_mtx);
+    }
+    xmutex_unlock(&list_mtx);
+    return NULL;
+}
+
+void
+accesslog_flush(void)
+{
+    flush_older(0);
+}
+
+int
+accesslog_open(const char *path, enum accesslog_format fmt)
+{
+    pthread_condattr_t  ca;
+    sigset_t            all, old;
+    char               *copy = NULL;
+    int                 fd, oldfd;
+
+    if (path == NULL || strcmp(path, "off") == 0) {
+        fd = path == NULL ? -1 : -2;
+    } else if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+        0640)) < 0) {
+        return -1;
+    }
+    if (path != NULL && path != dest_path && (copy = strdup(path)) == NULL) {
+        if (fd >= 0)
+            close(fd);
+        errno = ENOMEM;
+        return -1;
+    }
+    accesslog_flush();
+    xmutex_lock(&dest_mtx);
+    oldfd = dest_fd;
+    dest_fd = fd;
+    if (path != dest_path) {
+        free(dest_path);
+        dest_path = copy;
+    }
+    xmutex_unlock(&dest_mtx);
+    if (oldfd >= 0)
+        close(oldfd);
+    atomic_store_explicit(&format, (int)fmt, memory_order_relaxed);
+    atomic_store_explicit(&off, fd == -2, memory_order_relaxed);
+
+    xmutex_lock(&list_mtx);
+    if (!flusher_on) {
+        /* The flusher's timed wait runs on CLOCK_MONOTONIC, as
+         * timespec_after_ms() reckons; it takes no signal. */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_destroy(&flusher_cond);
+        pthread_cond_init(&flusher_cond, &ca);
+        pthread_condattr_destroy(&ca);
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        flusher_on = pthread_create(&flusher, NULL, flusher_main, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    xmutex_unlock(&list_mtx);
+    return 0;
+}
+
+int
+accesslog_reopen(void)
+{
+    char   *path;
+    int     rc;
+
+    xmutex_lock(&dest_mtx);
+    path = dest_path != NULL ? strdup(dest_path) : NULL;
+    xmutex_unlock(&dest_mtx);
+    if (path == NULL || strcmp(path, "off") == 0) {
+        free(path);
+        accesslog_flush();
+        return 0;
+    }
+    rc = accesslog_open(path,
+        (enum accesslog_format)atomic_load_explicit(&format,
+        memory_order_relaxed));
+    free(path);
+    return rc;
+}
+
+void
+accesslog_close(void)
+{
+    int on;
+
+    xmutex_lock(&list_mtx);
+    on = flusher_on;
+    flusher_on = 0;
+    pthread_cond_signal(&flusher_cond);
+    xmutex_unlock(&list_mtx);
+    if (on)
+        pthread_join(flusher, NULL);
+    accesslog_flush();
+    xmutex_lock(&dest_mtx);
+    if (dest_fd >= 0)
+        close(dest_fd);
+    dest_fd = -1;
+    free(dest_path);
+    dest_path = NULL;
+    xmutex_unlock(&dest_mtx);
+    atomic_store_explicit(&off, 0, memory_order_relaxed);
+}
+
+/* ---- formats -------------------------------------------------------- */
+
+/* Return s, or "-" for NULL or "". */
+static const char *
+dash(const char *s)
+{
+    return s != NULL && *s != '\0' ? s : "-";
+}
+
+/* The request's arrival time (now if unknown) as broken-down UTC. */
+static void
+entry_time(const struct accesslog_entry *e, struct tm *tm, long *usec)
+{
+    struct timespec ts;
+    time_t          sec;
+
+    if (e->start_real_ns > 0) {
+        sec = (time_t)(e->start_real_ns / 1000000000);
+        *usec = (long)(e->start_real_ns % 1000000000 / 1000);
+    } else {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sec = ts.tv_sec;
+        *usec = ts.tv_nsec / 1000;
+    }
+    gmtime_r(&sec, tm);
+}
+
+/* Today's format: "TIME access req=ID METHOD "PATH?Q" STATUS D.DDDms". */
+static int
+format_default(char *line, size_t size, const struct accesslog_entry *e)
+{
+    char        ts[40], epath[1024], eq[1024];
+    struct tm   tm;
+    long        usec;
+    const char *q = e->query != NULL ? e->query : "";
+    int         n = 0;
+
+    if (!log_journal()) {
+        struct timespec now;
+        time_t          sec;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        sec = now.tv_sec;
+        gmtime_r(&sec, &tm);
+        usec = now.tv_nsec / 1000;
+        n = (int)strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(ts + n, sizeof ts - (size_t)n, ".%06ldZ ", usec);
+    } else {
+        strcpy(ts, "<6>");
+    }
+    return snprintf(line, size, "%saccess req=%llu %s \"%s%s%s\" %d %.3fms%s%s"
+        "\n", ts, (unsigned long long)e->id, dash(e->method),
+        log_escape(epath, sizeof epath, e->path), *q != '\0' ? "?" : "",
+        log_escape(eq, sizeof eq, q), e->status,
+        (double)e->duration_ns / 1e6, e->reason != NULL ? " reason=" : "",
+        e->reason != NULL ? e->reason : "");
+}
+
+/*
+ * The combined format of Apache and nginx, then the duration in seconds
+ * and the cancel reason ("-" if none), as nginx users append
+ * $request_time: tools that read combined ignore what follows.
+ */
+static int
+format_combined(char *line, size_t size, const struct accesslog_entry *e)
+{
+    char        when[40], addr[64], user[128], req[2048], epath[1024],
+                eq[1024], ref[1024], ua[1024];
+    struct tm   tm;
+    long        usec;
+    const char *q = e->query != NULL ? e->query : "";
+
+    entry_time(e, &tm, &usec);
+    strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    snprintf(req, sizeof req, "%s %s%s%s %s",
+        log_escape(addr, sizeof addr, dash(e->method)),
+        log_escape(epath, sizeof epath, e->path != NULL ? e->path : "/"),
+        *q != '\0' ? "?" : "", log_escape(eq, sizeof eq, q),
+        log_escape(user, sizeof user, dash(e->protocol)));
+    return snprintf(line, size, "%s%s - %s [%s] \"%s\" %d %llu \"%s\" \"%s\" "
+        "%.3f %s\n", log_journal() ? "<6>" : "",
+        log_escape(addr, sizeof addr, dash(e->remote_addr)),
+        log_escape(user, sizeof user, dash(e->remote_user)), when, req,
+        e->status, (unsigned long long)e->bytes,
+        log_escape(ref, sizeof ref, dash(e->referer)),
+        log_escape(ua, sizeof ua, dash(e->user_agent)),
+        (double)e->duration_ns / 1e9, dash(e->reason));
+}
+
+/* Add key: s (valid UTF-8, or null) to o. */
+static void
+json_str(json_object *o, const char *key, const char *s)
+{
+    struct buf  b = { NULL, 0, 0 };
+
+    if (s == NULL) {
+        json_object_object_add(o, key, NULL);
+        return;
+    }
+    if (utf8_sanitize(&b, s, strlen(s)) == 0)
+        json_object_object_add(o, key,
+            json_object_new_string_len(b.data != NULL ? b.data : "",
+            (int)b.len));
+    buf_free(&b);
+}
+
+/* One JSON object per line, every string valid UTF-8. */
+static int
+format_json(char *line, size_t size, const struct accesslog_entry *e)
+{
+    json_object *o = json_object_new_object();
+    struct tm    tm;
+    long         usec;
+    char         when[48], dur[32];
+    int          n, len;
+
+    if (o == NULL)
+        return -1;
+    entry_time(e, &tm, &usec);
+    n = (int)strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - (size_t)n, ".%06ldZ", usec);
+    json_object_object_add(o, "time", json_object_new_string(when));
+    json_object_object_add(o, "id", json_object_new_uint64(e->id));
+    json_str(o, "remote_addr", e->remote_addr);
+    json_str(o, "method", e->method);
+    json_str(o, "path", e->path);
+    json_str(o, "query", e->query != NULL && *e->query != '\0' ?
+        e->query : NULL);
+    json_str(o, "protocol", e->protocol);
+    json_object_object_add(o, "status", json_object_new_int(e->status));
+    json_object_object_add(o, "bytes", json_object_new_uint64(e->bytes));
+    json_str(o, "referer", e->referer);
+    json_str(o, "user_agent", e->user_agent);
+    json_str(o, "route", e->route);
+    /* Three decimals, not json-c's seventeen digits. */
+    snprintf(dur, sizeof dur, "%.3f", (double)e->duration_ns / 1e6);
+    json_object_object_add(o, "duration_ms",
+        json_object_new_double_s((double)e->duration_ns / 1e6, dur));
+    json_str(o, "reason", e->reason);
+    len = snprintf(line, size, "%s%s\n", log_journal() ? "<6>" : "",
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return len;
+}
+
+static int (*const formats[ACCESSLOG_FORMAT__MAX])(char *, size_t,
+    const struct accesslog_entry *) = {
+    format_default, format_combined, format_json
+};
+
+void
+accesslog_write(const struct accesslog_entry *e)
+{
+    char         line[LINE_MAX_LEN];
+    struct tbuf *tb;
+    int          fmt, n;
+    size_t       len;
+
+    if (atomic_load_explicit(&off, memory_order_relaxed))
+        return;
+    fmt = atomic_load_explicit(&format, memory_order_relaxed);
+    if ((n = formats[fmt](line, sizeof line, e)) <= 0)
+        return;
+    if ((size_t)n >= sizeof line) {     /* cut, but still one line */
+        len = sizeof line - 1;
+        line[len - 1] = '\n';
+    } else {
+        len = (size_t)n;
+    }
+    if ((tb = tbuf_get()) == NULL) {
+        xmutex_lock(&dest_mtx);
+        dest_write(line, len);
+        xmutex_unlock(&dest_mtx);
+        return;
+    }
+    xmutex_lock(&tb->mtx);
+    if (tb->len + len > sizeof tb->data)
+        tbuf_flush(tb);
+    if (tb->len == 0)
+        tb->first_ns = now_ns();
+    memcpy(tb->data + tb->len, line, len);
+    tb->len += len;
+    if (tb->len >= TBUF_FLUSH)
+        tbuf_flush(tb);
+    xmutex_unlock(&tb->mtx);
+}
+
+void
+accesslog_request(const fc_request *req, const char *route, int status,
+    uint64_t bytes, uint64_t duration_ns, const char *reason)
+{
+    struct accesslog_entry  e;
+    struct timespec         now;
+
+    if (atomic_load_explicit(&off, memory_order_relaxed))
+        return;
+    clock_gettime(CLOCK_REALTIME, &now);
+    memset(&e, 0, sizeof e);
+    e.id = fc_request_id(req);
+    e.start_real_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
+        (int64_t)duration_ns;
+    e.remote_addr = fc_request_param(req, "REMOTE_ADDR");
+    e.remote_user = fc_request_param(req, "REMOTE_USER");
+    e.method = fc_request_method(req);
+    e.path = fc_request_path(req);
+    e.query = fc_request_param(req, "QUERY_STRING");
+    e.protocol = fc_request_param(req, "SERVER_PROTOCOL");
+    e.referer = fc_request_param(req, "HTTP_REFERER");
+    e.user_agent = fc_request_param(req, "HTTP_USER_AGENT");
+    e.route = route;
+    e.status = status;
+    e.bytes = bytes;
+    e.duration_ns = duration_ns;
+    e.reason = reason;
+    accesslog_write(&e);
+}
