@@ -71,15 +71,13 @@ done
     t_fail "fcgi-cancel.json.5 does not document: ${missing[*]}"
 t_ok "fcgi-cancel.json.5 documents the ${#keys[@]} top-level keys: ${keys[*]}"
 
-# 4. Every key the code reads: the .name fields of src/config.c's key
-# tables and the exec handler's key table.
+# 4. Every key the code reads: the .name fields of the key tables of
+# src/config.c (top-level keys), src/router.c (the keys of every route)
+# and each handler's row in src/handlers/.
 mapfile -t code_keys < <(
-    {
-        sed -n 's/.*\.name = "\([a-z_][a-z0-9_]*\)".*/\1/p' \
-            "$top_srcdir/src/config.c"
-        sed -n '/exec_keys\[\] = {/,/^};/s/.*{ "\([a-z_][a-z0-9_]*\)",.*/\1/p' \
-            "$top_srcdir/src/handlers/exec.c"
-    } | sort -u)
+    sed -n 's/.*\.name = "\([a-z_][a-z0-9_]*\)".*/\1/p' \
+        "$top_srcdir/src/config.c" "$top_srcdir/src/router.c" \
+        "$top_srcdir"/src/handlers/*.c | sort -u)
 [ "${#code_keys[@]}" -ge 20 ] ||
     t_fail "found only ${#code_keys[@]} keys in the sources' key tables"
 missing=()
