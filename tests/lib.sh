@@ -17,7 +17,7 @@
 #
 # Public functions: t_setup t_cleanup t_track t_fail t_ok t_wait_for
 # t_now_ms t_free_port t_start_server t_stop_server t_start_nginx t_fcgi
-# t_status t_log_count t_log_has.
+# t_status t_log_count t_log_has t_verify_units.
 # Public variables: T, FCGI_CANCEL, FCGI_CLIENT, HTTP_CLIENT, SERVER_SOCK,
 # FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL.
 
@@ -566,4 +566,29 @@ _t_write_nginx_conf_extra() {
 # field, e.g. t_status .cancelled_by_reason.client_gone
 t_status() {
     curl -s --max-time 10 "$NGINX_URL/status" | jq -r "$1"
+}
+
+# t_verify_units MANDIR UNIT-FILE...: `systemd-analyze verify` the unit
+# files (a template as an instance of it: DIR/fcgi-cancel@www.service);
+# their Documentation= pages are looked up in MANDIR ("": man's default
+# path), unless man(1) is missing.  Fails the test, with verify's output,
+# unless verify exits 0 and says nothing.
+t_verify_units() {
+    local mandir=$1 man=no rc=0
+    shift
+    if command -v man >/dev/null 2>&1; then
+        man=yes
+    fi
+    if [ -n "$mandir" ]; then
+        MANPATH=$mandir systemd-analyze verify --man="$man" "$@" \
+            > "$T/verify.log" 2>&1 || rc=$?
+    else
+        systemd-analyze verify --man="$man" "$@" > "$T/verify.log" 2>&1 ||
+            rc=$?
+    fi
+    if [ "$rc" -ne 0 ] || [ -s "$T/verify.log" ]; then
+        cat "$T/verify.log" >&2
+        t_fail "systemd-analyze verify (Documentation= checked: $man):" \
+            "status $rc, output above"
+    fi
 }
