@@ -17,9 +17,10 @@
 #
 # Public functions: t_setup t_cleanup t_track t_fail t_ok t_wait_for
 # t_now_ms t_free_port t_start_server t_stop_server t_start_nginx t_fcgi
-# t_status t_log_count t_log_has t_verify_units.
+# t_status t_log_count t_log_has t_verify_units t_find_activate.
 # Public variables: T, FCGI_CANCEL, FCGI_CLIENT, HTTP_CLIENT, SERVER_SOCK,
-# FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL.
+# FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL,
+# ACTIVATE.
 
 if [ -z "${BASH_VERSION-}" ]; then
     echo "FAIL: tests/lib.sh needs bash" >&2
@@ -591,4 +592,21 @@ t_verify_units() {
         t_fail "systemd-analyze verify (Documentation= checked: $man):" \
             "status $rc, output above"
     fi
+}
+
+# t_find_activate: set ACTIVATE to systemd-socket-activate, which passes
+# a socket exactly as systemd does (fd 3, LISTEN_FDS=1, LISTEN_PID), or
+# fail the test.
+t_find_activate() {
+    local c
+    ACTIVATE=""
+    for c in systemd-socket-activate /lib/systemd/systemd-socket-activate \
+             /usr/lib/systemd/systemd-socket-activate \
+             /lib/systemd/systemd-activate; do
+        if command -v "$c" >/dev/null 2>&1; then
+            ACTIVATE=$(command -v "$c")
+            return 0
+        fi
+    done
+    t_fail "systemd-socket-activate not found (package systemd)"
 }

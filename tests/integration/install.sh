@@ -9,6 +9,7 @@
 # uninstall once edited; the module directory that fcgi-cancel.pc names;
 # the header, the .pc and the three man pages.  Then `make uninstall`
 # leaves nothing but the edited configuration.
+# shellcheck disable=SC2154  # sbindir, sysconfdir...: eval'd from make
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 t_setup
@@ -27,15 +28,12 @@ submake() {
 
 # The configured directories: sbindir=... sysconfdir=... and so on.
 eval "$(submake -s print-install-dirs)"
-# shellcheck disable=SC2154  # set by the eval above
 [ "$systemdsystemunitdir" != no ] ||
     t_fail "configure found no systemd unit directory (pkg-config systemd)"
 
 submake install DESTDIR="$ROOT" > "$T/install.log" 2>&1 ||
     t_fail "make install DESTDIR=$ROOT failed (see install.log)"
-# shellcheck disable=SC2154
 [ -x "$ROOT$sbindir/fcgi-cancel" ] || t_fail "no $sbindir/fcgi-cancel"
-# shellcheck disable=SC2154
 for f in "$includedir/fcgi_cancel.h" "$pkgconfigdir/fcgi-cancel.pc" \
          "$mandir/man3/fcgi_cancel.3" "$mandir/man5/fcgi-cancel.json.5" \
          "$mandir/man8/fcgi-cancel.8"; do
@@ -45,7 +43,6 @@ t_ok "daemon, header, .pc and man pages 3, 5, 8 installed"
 
 # ---- the units ------------------------------------------------------------
 UD=$ROOT$systemdsystemunitdir
-# shellcheck disable=SC2154
 for u in fcgi-cancel.service fcgi-cancel@.service; do
     [ -f "$UD/$u" ] || t_fail "not installed: $systemdsystemunitdir/$u"
     inst=fcgi-cancel
@@ -82,7 +79,6 @@ cmp -s "$top_srcdir/conf/logrotate" "$LR" ||
     t_fail "$sysconfdir/logrotate.d/fcgi-cancel is not conf/logrotate"
 logrotate -d -s "$T/logrotate.state" "$LR" > "$T/logrotate.log" 2>&1 ||
     t_fail "logrotate -d rejects the installed file (see logrotate.log)"
-# shellcheck disable=SC2154
 moddir=$(PKG_CONFIG_PATH=$ROOT$pkgconfigdir pkg-config \
     --variable=moduledir fcgi-cancel)
 [ "$moddir" = "$moduledir" ] ||
@@ -103,7 +99,7 @@ t_ok "a second make install keeps the edited configuration, and says so"
 # Uninstall: everything goes but the edited configuration.
 submake uninstall DESTDIR="$ROOT" > "$T/uninstall.log" 2>&1 ||
     t_fail "make uninstall failed (see uninstall.log)"
-left=$(find "$ROOT" -type f)
-[ "$left" = "$CONF" ] || t_fail "after make uninstall: $left"
+remains=$(find "$ROOT" -type f)
+[ "$remains" = "$CONF" ] || t_fail "after make uninstall: $remains"
 [ ! -e "$ROOT$moddir" ] || t_fail "make uninstall left the empty $moddir"
 t_ok "make uninstall removes all but the edited configuration"

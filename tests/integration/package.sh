@@ -137,14 +137,14 @@ for p in $PKGS; do
     ! installed "$p" || t_fail "$p still installed after purge"
     ! dpkg -L "$p" > /dev/null 2>&1 || t_fail "dpkg -L $p still answers"
 done
-left=""
+remains=""
 for f in /usr/sbin/fcgi-cancel /etc/fcgi-cancel /etc/logrotate.d/fcgi-cancel \
          "$UD/fcgi-cancel.service" "$UD/fcgi-cancel@.service" "$moduledir" \
          /usr/include/fcgi_cancel.h; do
     if [ -e "$f" ]; then
-        left="$left $f"
+        remains="$remains $f"
     fi
 done
 enabled=$(find /etc/systemd/system -name 'fcgi-cancel*' 2>/dev/null)
-[ -z "$left$enabled" ] || t_fail "left after purge:$left $enabled"
+[ -z "$remains$enabled" ] || t_fail "left after purge:$remains $enabled"
 t_ok "purged: no package, no file, no unit enabled; $(( $(t_now_ms) - started )) ms in all"

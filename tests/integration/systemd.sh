@@ -15,17 +15,7 @@ t_setup
 
 command -v systemd-analyze >/dev/null 2>&1 ||
     t_fail "systemd-analyze not installed (package systemd; scripts/deps installs it)"
-ACTIVATE=""
-for c in systemd-socket-activate /lib/systemd/systemd-socket-activate \
-         /usr/lib/systemd/systemd-socket-activate \
-         /lib/systemd/systemd-activate; do
-    if command -v "$c" >/dev/null 2>&1; then
-        ACTIVATE=$(command -v "$c")
-        break
-    fi
-done
-[ -n "$ACTIVATE" ] ||
-    t_fail "systemd-socket-activate not found (package systemd)"
+t_find_activate
 [ -x "$FCGI_CANCEL" ] || t_fail "server binary not built: $FCGI_CANCEL"
 CONF=$top_srcdir/conf
 UNITS=$top_builddir/conf
