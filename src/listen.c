@@ -48,14 +48,16 @@ unix_addr(const char *path, struct sockaddr_un *sun, char **cause)
 
 /*
  * What is at the socket's path: return 0 if nothing, 1 if a stale socket
- * file (no server answers on it), -1 (*cause set) if something that must
- * not be replaced: another kind of file, or a socket a server answers on.
+ * file (no server answers on it), 2 if a socket this process may not
+ * connect to (EACCES: stale or not, it cannot tell), -1 (*cause set) if
+ * something that must not be replaced: another kind of file, or a socket
+ * a server answers on.
  */
 static int
 unix_existing(const struct sockaddr_un *sun, char **cause)
 {
     struct stat st;
-    int         probe, rc;
+    int         probe, rc, err;
 
     if (lstat(sun->sun_path, &st) != 0)
         return 0;
@@ -65,11 +67,12 @@ unix_existing(const struct sockaddr_un *sun, char **cause)
     if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return 1;
     rc = connect(probe, (const struct sockaddr *)sun, sizeof *sun);
+    err = errno;
     close(probe);
     if (rc == 0)
         return fail(cause, "unix:%s: in use by a running server",
             sun->sun_path);
-    return 1;
+    return err == EACCES ? 2 : 1;
 }
 
 static int
@@ -83,7 +86,7 @@ listen_unix(const char *path, mode_t mode, int backlog, char **cause)
         return -1;
     if ((rc = unix_existing(&sun, cause)) < 0)
         return -1;
-    if (rc == 1)
+    if (rc > 0)
         unlink(path);
     if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
         return fail(cause, "socket: %s", strerror(errno));
@@ -208,9 +211,17 @@ probe_unix(const char *path, char **cause)
     struct stat         st;
     char                dir[sizeof sun.sun_path];
     char               *slash;
+    int                 rc;
 
-    if (unix_addr(path, &sun, cause) != 0 || unix_existing(&sun, cause) < 0)
+    if (unix_addr(path, &sun, cause) != 0 ||
+        (rc = unix_existing(&sun, cause)) < 0)
         return -1;
+    if (rc == 2 && geteuid() != 0) {
+        fail(cause, "cannot tell whether unix:%s can be bound: uid %ld, "
+            "which runs -t, may not connect to the socket there to see "
+            "whether a server answers", path, (long)geteuid());
+        return 1;
+    }
     memcpy(dir, path, strlen(path) + 1);
     slash = strrchr(dir, '/');
     if (slash == dir)
