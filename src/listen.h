@@ -24,8 +24,8 @@ int     listen_open(const char *spec, mode_t mode, int backlog,
  * nothing but a stale socket be at the path.  Return 0 if it could, -1
  * (*cause says why not) if it could not, 1 (*cause says why) if the
  * answer depends on privileges this process lacks and the server may have
- * (a port below 1024, a directory only root can write).  The caller frees
- * *cause.
+ * (a port below 1024, a directory only root can write, a socket file it
+ * may not connect to).  The caller frees *cause.
  */
 int     listen_probe(const char *spec, char **cause);
 
