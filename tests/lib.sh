@@ -604,6 +604,7 @@ t_find_activate() {
              /usr/lib/systemd/systemd-socket-activate \
              /lib/systemd/systemd-activate; do
         if command -v "$c" >/dev/null 2>&1; then
+            # shellcheck disable=SC2034  # for the test scripts
             ACTIVATE=$(command -v "$c")
             return 0
         fi
