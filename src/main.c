@@ -159,6 +159,80 @@ parse_options(int argc, char **argv, struct options *o)
     return 0;
 }
 
+/* Resolve a group name, or a number; return 0, or -1 if there is none. */
+static int
+group_id(const char *name, gid_t *gid)
+{
+    struct group *gr;
+    long          n;
+
+    if ((gr = getgrnam(name)) != NULL) {
+        *gid = gr->gr_gid;
+        return 0;
+    }
+    if (parse_long(name, 0, INT32_MAX, &n) != 0)
+        return -1;
+    *gid = (gid_t)n;
+    return 0;
+}
+
+/* Resolve a user name, or a number; return its entry, or NULL. */
+static struct passwd *
+user_lookup(const char *name)
+{
+    struct passwd *pw;
+    long           n;
+
+    if ((pw = getpwnam(name)) != NULL)
+        return pw;
+    if (parse_long(name, 0, INT32_MAX, &n) != 0)
+        return NULL;
+    return getpwuid((uid_t)n);
+}
+
+/*
+ * Resolve the names of the configuration, as start-up will: user, group
+ * and socket_group.  Return 0, or -1 with *cause set (caller frees):
+ * 'socket_group: no such group "x"'.
+ */
+static int
+check_names(const struct config *cfg, char **cause)
+{
+    const char *what = NULL, *name = NULL;
+    char        msg[512];
+    gid_t       gid;
+
+    if (cfg->user != NULL && user_lookup(cfg->user) == NULL) {
+        what = "user: no such user";
+        name = cfg->user;
+    } else if (cfg->group != NULL && group_id(cfg->group, &gid) != 0) {
+        what = "group: no such group";
+        name = cfg->group;
+    } else if (cfg->socket_group != NULL &&
+        group_id(cfg->socket_group, &gid) != 0) {
+        what = "socket_group: no such group";
+        name = cfg->socket_group;
+    }
+    if (what == NULL)
+        return 0;
+    snprintf(msg, sizeof msg, "%s \"%s\"", what, name);
+    *cause = strdup(msg);
+    return -1;
+}
+
+/*
+ * Print a check's cause as "FILE: WHATcause" ("fcgi-cancel: " without a
+ * file), and free it.
+ */
+static void
+print_cause(const struct options *o, const char *what, char *cause)
+{
+    fprintf(stderr, "%s%s%s%s\n", o->config != NULL ? o->config : "",
+        o->config != NULL ? ": " : "fcgi-cancel: ", what,
+        cause != NULL ? cause : "out of memory");
+    free(cause);
+}
+
 /*
  * Build the configuration: the file (or the defaults), then the options.
  * The file's modules are not loaded yet (load_modules() does that, after
@@ -208,11 +282,9 @@ load_config(const struct options *o, struct config *cfg,
         cfg->worker_stack_kb = o->stack_kb;
     if (o->log_level >= 0)
         cfg->log_level = o->log_level;
-    if (config_check_access(cfg, &cause) != 0) {
-        fprintf(stderr, "%s%s%s\n", o->config != NULL ? o->config : "",
-            o->config != NULL ? ": " : "fcgi-cancel: ",
-            cause != NULL ? cause : "out of memory");
-        free(cause);
+    if (config_check_access(cfg, &cause) != 0 ||
+        check_names(cfg, &cause) != 0) {
+        print_cause(o, "", cause);
         return -1;
     }
     return 0;
@@ -248,23 +320,6 @@ load_modules(struct config *cfg, const struct config_source *src)
     return 0;
 }
 
-/* Resolve a group name, or a number; return 0, or -1 if there is none. */
-static int
-group_id(const char *name, gid_t *gid)
-{
-    struct group *gr;
-    long          n;
-
-    if ((gr = getgrnam(name)) != NULL) {
-        *gid = gr->gr_gid;
-        return 0;
-    }
-    if (parse_long(name, 0, INT32_MAX, &n) != 0)
-        return -1;
-    *gid = (gid_t)n;
-    return 0;
-}
-
 /*
  * Become user (and group, or the user's group) after binding: started as
  * root, the server keeps no root privilege.  Return 0, or -1 (printed).
@@ -274,19 +329,17 @@ drop_privileges(const char *user, const char *group)
 {
     struct passwd *pw = NULL;
     gid_t          gid;
-    long           n;
 
     if (user == NULL && group == NULL)
         return 0;
-    if (user != NULL && (pw = getpwnam(user)) == NULL &&
-        (parse_long(user, 0, INT32_MAX, &n) != 0 ||
-        (pw = getpwuid((uid_t)n)) == NULL)) {
-        fprintf(stderr, "fcgi-cancel: user: no user \"%s\"\n", user);
+    if (user != NULL && (pw = user_lookup(user)) == NULL) {
+        fprintf(stderr, "fcgi-cancel: user: no such user \"%s\"\n", user);
         return -1;
     }
     if (group != NULL) {
         if (group_id(group, &gid) != 0) {
-            fprintf(stderr, "fcgi-cancel: group: no group \"%s\"\n", group);
+            fprintf(stderr, "fcgi-cancel: group: no such group \"%s\"\n",
+                group);
             return -1;
         }
     } else {
@@ -314,7 +367,7 @@ socket_chgrp(const char *path, const char *name)
     gid_t gid;
 
     if (group_id(name, &gid) != 0) {
-        fprintf(stderr, "fcgi-cancel: socket_group: no group \"%s\"\n",
+        fprintf(stderr, "fcgi-cancel: socket_group: no such group \"%s\"\n",
             name);
         return -1;
     }
@@ -324,6 +377,24 @@ socket_chgrp(const char *path, const char *name)
         return -1;
     }
     return 0;
+}
+
+/*
+ * For -t: check that the server could take the listen address now (NULL:
+ * a socket passed by systemd or as fd 0, which there is nothing to check
+ * of).  Return 0 if it could, or if -t cannot tell (why is printed); -1
+ * if it could not (printed as FILE: listen: ...).
+ */
+static int
+test_listen(const struct options *o, const char *listen)
+{
+    char *cause = NULL;
+    int   rc;
+
+    if (listen == NULL || (rc = listen_probe(listen, &cause)) == 0)
+        return 0;
+    print_cause(o, "listen: ", cause);
+    return rc > 0 ? 0 : -1;
 }
 
 /*
@@ -374,8 +445,10 @@ main(int argc, char **argv)
         return 1;
     }
     if (o.test) {
-        /* As at start-up: modules are loaded as the user it would be. */
-        if ((geteuid() == 0 && drop_privileges(cfg.user, cfg.group) != 0) ||
+        /* The address first, as start-up binds it before the drop; then
+         * modules are loaded as the user it would be. */
+        if (test_listen(&o, cfg.listen) != 0 ||
+            (geteuid() == 0 && drop_privileges(cfg.user, cfg.group) != 0) ||
             load_modules(&cfg, src) != 0) {
             config_source_free(src);
             config_free(&cfg);

@@ -2,9 +2,9 @@
 #
 # frontends.sh: helpers for the integration tests of the front ends other
 # than the plain nginx of tests/lib.sh: lighttpd, Apache (mod_proxy_fcgi),
-# nginx with an upstream of several fcgi-cancel instances.  Source it after
-# tests/lib.sh (it uses t_setup's $T, t_track, t_fail, t_free_port,
-# t_wait_for).
+# nginx with an upstream of several fcgi-cancel instances, or of pools.
+# Source it after tests/lib.sh (it uses t_setup's $T, t_track, t_fail,
+# t_free_port, t_wait_for).
 #
 # Each front end runs in the foreground on 127.0.0.1 and a port from
 # t_free_port, with a configuration written into $T around the snippet
@@ -16,6 +16,7 @@
 #   t_stop_lighttpd
 #   t_start_apache [EXTRA_DIRECTIVES]      conf/apache.conf
 #   t_start_nginx_upstream SOCK1 SOCK2     conf/nginx-upstream.conf
+#   t_start_nginx_snippet FILE SED-ARG...  conf/FILE, sockets replaced
 #   t_start_instance N ARGS...             another fcgi-cancel, $T/fcgiN.sock
 #   t_instance_status SOCK [JQ_PATH]       /status of one instance, directly
 #   t_http_after_accept [-c MS|-r MS] [-t MS] HOST PORT PATH
@@ -368,20 +369,31 @@ EOF
 # t_start_nginx_upstream SOCK...: run nginx with conf/nginx-upstream.conf
 # (its http-level part: the upstream and the server), its sockets
 # /run/fcgi-cancel/fcgi-cancel-N.sock replaced by the given ones in order,
-# its listen port by a free one.  Sets NGINX_PID (tracked), NGINX_PORT,
-# NGINX_URL.  Logs: $T/nginx-error.log, $T/nginx-access.log (with the
-# upstream address and status of each request).
+# as t_start_nginx_snippet.
 t_start_nginx_upstream() {
-    local src=$top_srcdir/conf/nginx-upstream.conf i=1 s
-    command -v nginx >/dev/null 2>&1 || t_fail "nginx is not installed"
-    [ -r "$src" ] || t_fail "missing $src"
-    _FE_UPSTREAM_SED=()
+    local src=$top_srcdir/conf/nginx-upstream.conf i=1 s sed=()
     for s in "$@"; do
         grep -q "unix:/run/fcgi-cancel/fcgi-cancel-$i.sock" "$src" ||
             t_fail "conf/nginx-upstream.conf has no fcgi-cancel-$i.sock"
-        _FE_UPSTREAM_SED+=(-e "s|unix:/run/fcgi-cancel/fcgi-cancel-$i.sock|unix:$s|")
+        sed+=(-e "s|unix:/run/fcgi-cancel/fcgi-cancel-$i.sock|unix:$s|")
         i=$((i + 1))
     done
+    t_start_nginx_snippet nginx-upstream.conf "${sed[@]}"
+}
+
+# t_start_nginx_snippet FILE SED-ARG...: run nginx with conf/FILE (an
+# http-level part: upstreams and a server listening on 127.0.0.1:8080)
+# edited with sed SED-ARG..., which must replace every socket
+# /run/fcgi-cancel/..., and its listen port replaced by a free one.  Sets
+# NGINX_PID (tracked), NGINX_PORT, NGINX_URL.  Logs: $T/nginx-error.log,
+# $T/nginx-access.log (with the upstream address and status of each
+# request).
+t_start_nginx_snippet() {
+    _FE_SNIPPET=$top_srcdir/conf/$1
+    shift
+    _FE_SNIPPET_SED=("$@")
+    command -v nginx >/dev/null 2>&1 || t_fail "nginx is not installed"
+    [ -r "$_FE_SNIPPET" ] || t_fail "missing $_FE_SNIPPET"
     if [ "$(id -u)" = 0 ]; then
         _t_check_worker_access nobody
     fi
@@ -390,19 +402,21 @@ t_start_nginx_upstream() {
     else
         _t_fastcgi_params_inline > "$T/fastcgi_params"
     fi
-    _t_nginx_run _fe_write_upstream_conf _t_port_ready_or_dead
+    _t_nginx_run _fe_write_snippet_conf _t_port_ready_or_dead
 }
 
-# _fe_write_upstream_conf: $T/nginx.conf for t_start_nginx_upstream.
-_fe_write_upstream_conf() {
-    local src=$top_srcdir/conf/nginx-upstream.conf
-    sed "${_FE_UPSTREAM_SED[@]}" \
+# _fe_write_snippet_conf: $T/nginx.conf for t_start_nginx_snippet.
+_fe_write_snippet_conf() {
+    sed "${_FE_SNIPPET_SED[@]}" \
         -e "s|listen 127\.0\.0\.1:8080;|listen 127.0.0.1:$NGINX_PORT;|" \
-        "$src" > "$T/nginx-upstream-snippet.conf"
-    if grep -q "/run/fcgi-cancel/" "$T/nginx-upstream-snippet.conf"; then
-        t_fail "conf/nginx-upstream.conf has more sockets than given"
+        "$_FE_SNIPPET" > "$T/nginx-snippet.conf"
+    if grep -v '^[[:space:]]*#' "$T/nginx-snippet.conf" |
+        grep -q "/run/fcgi-cancel/"; then
+        t_fail "conf/${_FE_SNIPPET##*/} has more sockets than given"
     fi
-    _t_nginx_conf "tests/frontends.sh (t_start_nginx_upstream)" \
+    grep -q "listen 127.0.0.1:$NGINX_PORT;" "$T/nginx-snippet.conf" ||
+        t_fail "conf/${_FE_SNIPPET##*/} does not listen on 127.0.0.1:8080"
+    _t_nginx_conf "tests/frontends.sh (t_start_nginx_snippet)" \
         "'\$remote_addr [\$time_local] \"\$request\" \$status rt=\$request_time upstream=\$upstream_addr ustatus=\$upstream_status'" \
-        "    include $T/nginx-upstream-snippet.conf;"
+        "    include $T/nginx-snippet.conf;"
 }

@@ -17,9 +17,11 @@
 #
 # Public functions: t_setup t_cleanup t_track t_fail t_ok t_wait_for
 # t_now_ms t_free_port t_start_server t_stop_server t_start_nginx t_fcgi
-# t_status t_log_count t_log_has t_stop t_wait_socket.
+# t_status t_log_count t_log_has t_stop t_wait_socket t_verify_units
+# t_find_activate.
 # Public variables: T, FCGI_CANCEL, FCGI_CLIENT, HTTP_CLIENT, SERVER_SOCK,
-# FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL.
+# FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL,
+# ACTIVATE.
 
 if [ -z "${BASH_VERSION-}" ]; then
     echo "FAIL: tests/lib.sh needs bash" >&2
@@ -616,4 +618,47 @@ _t_write_nginx_conf_extra() {
 # field, e.g. t_status .cancelled_by_reason.client_gone
 t_status() {
     curl -s --max-time 10 "$NGINX_URL/status" | jq -r "$1"
+}
+
+# t_verify_units MANDIR UNIT-FILE...: `systemd-analyze verify` the unit
+# files (a template as an instance of it: DIR/fcgi-cancel@www.service);
+# their Documentation= pages are looked up in MANDIR ("": man's default
+# path), unless man(1) is missing.  Fails the test, with verify's output,
+# unless verify exits 0 and says nothing.
+t_verify_units() {
+    local mandir=$1 man=no rc=0
+    shift
+    if command -v man >/dev/null 2>&1; then
+        man=yes
+    fi
+    if [ -n "$mandir" ]; then
+        MANPATH=$mandir systemd-analyze verify --man="$man" "$@" \
+            > "$T/verify.log" 2>&1 || rc=$?
+    else
+        systemd-analyze verify --man="$man" "$@" > "$T/verify.log" 2>&1 ||
+            rc=$?
+    fi
+    if [ "$rc" -ne 0 ] || [ -s "$T/verify.log" ]; then
+        cat "$T/verify.log" >&2
+        t_fail "systemd-analyze verify (Documentation= checked: $man):" \
+            "status $rc, output above"
+    fi
+}
+
+# t_find_activate: set ACTIVATE to systemd-socket-activate, which passes
+# a socket exactly as systemd does (fd 3, LISTEN_FDS=1, LISTEN_PID), or
+# fail the test.
+t_find_activate() {
+    local c
+    ACTIVATE=""
+    for c in systemd-socket-activate /lib/systemd/systemd-socket-activate \
+             /usr/lib/systemd/systemd-socket-activate \
+             /lib/systemd/systemd-activate; do
+        if command -v "$c" >/dev/null 2>&1; then
+            # shellcheck disable=SC2034  # for the test scripts
+            ACTIVATE=$(command -v "$c")
+            return 0
+        fi
+    done
+    t_fail "systemd-socket-activate not found (package systemd)"
 }

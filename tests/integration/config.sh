@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # The configuration file through the binary and a real nginx: -t on the
-# examples in conf/, -t and start-up errors with FILE:LINE:COL, flags that
-# override the file; deadlines (504 and no step after it; nginx shortening
+# examples in conf/, -t and start-up errors with FILE:LINE:COL (and names
+# of users and groups that do not exist), flags that override the file;
+# -t on listen addresses: taken, free, a missing directory, and what it
+# cannot tell; deadlines (504 and no step after it; nginx shortening
 # one with fastcgi_param FCGI_CANCEL_DEADLINE_MS); a body over
 # max_body_bytes gets 413 without the job starting.
 set -euo pipefail
@@ -22,7 +24,13 @@ out=$("$FCGI_CANCEL" -t 2>&1) && [ "$out" = OK ] || t_fail "-t without a file: $
 printf '{\n  "workers": 4\n  "grace_ms": 10\n}\n' > "$T/syntax.json"
 printf '{ "routes": [ { "path": "/x", "handler": "work",\n  "deadline_ms": 0 } ] }\n' > "$T/range.json"
 printf '{ "wrokers": 4 }\n' > "$T/unknown.json"
+printf '{ "socket_group": "fc-no-such-group" }\n' > "$T/sgroup.json"
+printf '{ "user": "fc-no-such-user" }\n' > "$T/user.json"
+printf '{ "user": "nobody", "group": "fc-no-such-group" }\n' > "$T/group.json"
 for c in "syntax.json:3:3: expected ',' or '}' after a value" \
+    'sgroup.json: socket_group: no such group "fc-no-such-group"' \
+    'user.json: user: no such user "fc-no-such-user"' \
+    'group.json: group: no such group "fc-no-such-group"' \
     "range.json:2:3: routes\[0\].deadline_ms: must be 1..86400000" \
     "unknown.json:1:3: wrokers: unknown key" \
     "missing.json: No such file or directory"; do
@@ -61,6 +69,42 @@ t_start_server --config "$T/conf.json" --workers 3
 t_start_nginx 'fastcgi_keep_conn on;'
 [ "$(t_status .workers.total)" -eq 3 ] || t_fail "--workers did not override"
 t_ok "--workers 3 overrides the file's 8"
+
+# -t binds a TCP address and lets it go, and looks at a unix path, as
+# start-up would: an address in use (nginx's port, the running server's
+# socket) or a missing directory is an error, a free address is OK.
+port=$(t_free_port)
+for c in "tcp:127.0.0.1:$NGINX_PORT|tcp:127.0.0.1:$NGINX_PORT: Address already in use" \
+    "$FCGI_ADDR|$FCGI_ADDR: in use by a running server" \
+    "unix:$T/no-dir/x.sock|unix:$T/no-dir/x.sock: the directory does not exist" \
+    "tcp:127.0.0.1:$port|" "unix:$T/free.sock|"; do
+    addr=${c%%|*}
+    want=${c#*|}
+    rc=0
+    out=$("$FCGI_CANCEL" -t --listen "$addr" 2>&1) || rc=$?
+    if [ -z "$want" ]; then
+        [ "$rc" -eq 0 ] && [ "$out" = OK ] || t_fail "-t --listen $addr: $out"
+        continue
+    fi
+    [ "$rc" -eq 1 ] && [ "$out" = "fcgi-cancel: listen: $want" ] ||
+        t_fail "-t --listen $addr: exit $rc, '$out'"
+done
+[ ! -e "$T/free.sock" ] || t_fail "-t left a socket file behind"
+t_ok "-t on listen: addresses in use and a missing directory refused, free ones OK"
+
+# What -t cannot tell, it says, and passes: port 1 as a user who may not
+# bind it (the server, started as root, may).
+as_nobody=()
+if [ "$(id -u)" = 0 ]; then
+    as_nobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+fi
+rc=0
+out=$("${as_nobody[@]}" "$FCGI_CANCEL" -t --listen tcp:127.0.0.1:1 \
+    2> "$T/note") || rc=$?
+[ "$rc" -eq 0 ] && [ "$out" = OK ] || t_fail "-t on port 1 as nobody: $rc $out"
+grep -qx 'fcgi-cancel: listen: cannot tell whether tcp:127.0.0.1:1 can be bound: the port needs root (or CAP_NET_BIND_SERVICE), which -t run as uid [0-9]* lacks' \
+    "$T/note" || t_fail "-t on port 1 as nobody said: $(cat "$T/note")"
+t_ok "-t says what it cannot tell (port 1 as uid $("${as_nobody[@]}" id -u)) and passes"
 
 # Deadline: 504 JSON after 500 ms, the job stopped (no step after it).
 start=$(t_now_ms)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The systemd units of conf/, and socket activation.  systemd does not run
+# The systemd units that make generates from conf/*.in (the one server and
+# the pool templates), and socket activation.  systemd does not run
 # as PID 1 here (a container, CI), so the units are checked with
 # `systemd-analyze verify` and the offline security review, and the
 # activation protocol (LISTEN_FDS/LISTEN_PID, the socket as fd 3) is driven
@@ -14,94 +15,94 @@ t_setup
 
 command -v systemd-analyze >/dev/null 2>&1 ||
     t_fail "systemd-analyze not installed (package systemd; scripts/deps installs it)"
-ACTIVATE=""
-for c in systemd-socket-activate /lib/systemd/systemd-socket-activate \
-         /usr/lib/systemd/systemd-socket-activate \
-         /lib/systemd/systemd-activate; do
-    if command -v "$c" >/dev/null 2>&1; then
-        ACTIVATE=$(command -v "$c")
-        break
-    fi
-done
-[ -n "$ACTIVATE" ] ||
-    t_fail "systemd-socket-activate not found (package systemd)"
+t_find_activate
 [ -x "$FCGI_CANCEL" ] || t_fail "server binary not built: $FCGI_CANCEL"
 CONF=$top_srcdir/conf
+UNITS=$top_builddir/conf
 
 # ---- 1. the units --------------------------------------------------------
 
 # What the issue asks of them, and what the server relies on.
 unit_has() {
-    grep -qE "^$2\$" "$CONF/$1" || t_fail "$1 lacks a line /^$2\$/"
+    grep -qE "^$2\$" "$UNITS/$1" || t_fail "$1 lacks a line /^$2\$/"
 }
+for u in fcgi-cancel.service fcgi-cancel.socket fcgi-cancel@.service \
+         fcgi-cancel@.socket; do
+    [ -f "$UNITS/$u" ] || t_fail "make did not generate conf/$u"
+    ! grep -n '@[a-z_]*@' "$UNITS/$u" ||
+        t_fail "conf/$u: a placeholder was not substituted"
+done
 unit_has fcgi-cancel.socket 'ListenStream=/run/fcgi-cancel/fcgi-cancel\.sock'
 unit_has fcgi-cancel.socket 'SocketMode=0660'
 unit_has fcgi-cancel.socket 'SocketGroup=www-data'
 unit_has fcgi-cancel.socket 'Accept=(no|false)'
 unit_has fcgi-cancel.service 'Type=notify'
 unit_has fcgi-cancel.service 'Requires=fcgi-cancel\.socket'
-unit_has fcgi-cancel.service 'ExecStart=/usr/local/sbin/fcgi-cancel --config /etc/fcgi-cancel/fcgi-cancel\.json'
+unit_has fcgi-cancel.service 'ExecStart=/[^ ]*/sbin/fcgi-cancel --config /[^ ]*/fcgi-cancel/fcgi-cancel\.json'
+unit_has fcgi-cancel.service 'User=fcgi-cancel'
+# A pool: its own configuration, socket, user and logs directory.
+unit_has fcgi-cancel@.service 'ExecStart=/[^ ]*/sbin/fcgi-cancel --config /[^ ]*/fcgi-cancel/%i\.json'
+unit_has fcgi-cancel@.service 'Requires=fcgi-cancel@%i\.socket'
+unit_has fcgi-cancel@.service 'DynamicUser=yes'
+unit_has fcgi-cancel@.service 'User=fcgi-cancel-%i'
+unit_has fcgi-cancel@.service 'LogsDirectory=fcgi-cancel-%i'
+unit_has fcgi-cancel@.socket 'ListenStream=/run/fcgi-cancel/%i\.sock'
+unit_has fcgi-cancel@.socket 'SocketGroup=www-data'
 # shellcheck disable=SC2016  # a literal $MAINPID
 unit_has fcgi-cancel.service 'ExecReload=/bin/kill -HUP \$MAINPID'
 unit_has fcgi-cancel.service 'KillMode=mixed'
-for d in NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes \
+for d in DynamicUser=yes NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes \
          PrivateTmp=yes PrivateDevices=yes \
          'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
          'CapabilityBoundingSet=' SystemCallArchitectures=native \
          LockPersonality=yes RestrictRealtime=yes \
          MemoryDenyWriteExecute=yes; do
     unit_has fcgi-cancel.service "$d"
+    unit_has fcgi-cancel@.service "$d"
 done
-grep -qE '^(DynamicUser=yes|User=[a-z_][a-z0-9_-]*)$' \
-    "$CONF/fcgi-cancel.service" ||
-    t_fail "fcgi-cancel.service runs as root (no DynamicUser=yes or User=)"
 # The stop timeout must cover grace_ms (10 s by default) + 5 s.
 tss=$(sed -n 's/^TimeoutStopSec=\([0-9]*\)s\{0,1\}$/\1/p' \
-    "$CONF/fcgi-cancel.service")
+    "$UNITS/fcgi-cancel.service")
 [ -n "$tss" ] && [ "$tss" -gt 15 ] ||
     t_fail "TimeoutStopSec=${tss:-unset}: must exceed grace_ms + 5 s (15 s)"
-t_ok "units: socket activation, Type=notify, sandbox, TimeoutStopSec=${tss}s"
+t_ok "units: socket activation, Type=notify, sandbox, TimeoutStopSec=${tss}s; pools: own config, socket, user"
 
 # verify needs ExecStart's binary to exist: copies with the built one.
 # The pages of Documentation= are looked up with man(1): give it ours.
 mkdir -p "$T/units" "$T/man/man5" "$T/man/man8"
-cp "$CONF/fcgi-cancel.socket" "$T/units/"
-sed "s|^ExecStart=/usr/local/sbin/fcgi-cancel |ExecStart=$FCGI_CANCEL |" \
-    "$CONF/fcgi-cancel.service" > "$T/units/fcgi-cancel.service"
-grep -q "^ExecStart=$FCGI_CANCEL " "$T/units/fcgi-cancel.service" ||
-    t_fail "could not substitute the binary in ExecStart="
+for u in fcgi-cancel.socket fcgi-cancel@.socket; do
+    cp "$UNITS/$u" "$T/units/"
+done
+for u in fcgi-cancel.service fcgi-cancel@.service; do
+    sed "s|^ExecStart=/[^ ]*/fcgi-cancel |ExecStart=$FCGI_CANCEL |" \
+        "$UNITS/$u" > "$T/units/$u"
+    grep -q "^ExecStart=$FCGI_CANCEL " "$T/units/$u" ||
+        t_fail "could not substitute the binary in ExecStart= of $u"
+done
 cp "$top_srcdir/man/fcgi-cancel.8" "$T/man/man8/"
 cp "$top_srcdir/man/fcgi-cancel.json.5" "$T/man/man5/"
-# Without man(1) (package man-db) verify cannot look pages up at all.
-if command -v man >/dev/null 2>&1; then
-    man_check=yes
-    what="Documentation= pages found"
-else
-    man_check=no
-    what="man(1) missing: Documentation= not checked"
-fi
-rc=0
-MANPATH=$T/man systemd-analyze verify --man="$man_check" \
+# The templates are verified as two instances (pools www and api).
+t_verify_units "$T/man" \
     "$T/units/fcgi-cancel.socket" "$T/units/fcgi-cancel.service" \
-    > "$T/verify.log" 2>&1 || rc=$?
-if [ "$rc" -ne 0 ] || [ -s "$T/verify.log" ]; then
-    cat "$T/verify.log" >&2
-    t_fail "systemd-analyze verify: status $rc, output above"
-fi
-t_ok "systemd-analyze verify: both units clean ($what)"
+    "$T/units/fcgi-cancel@www.socket" "$T/units/fcgi-cancel@www.service" \
+    "$T/units/fcgi-cancel@api.socket" "$T/units/fcgi-cancel@api.service"
+t_ok "systemd-analyze verify: the units and two pool instances clean"
 
-# The offline security review: "1.5 OK" today; fail if it drifts to MEDIUM.
-systemd-analyze security --offline=yes --man=no \
-    "$T/units/fcgi-cancel.service" > "$T/security.log" 2>&1 || true
-level=$(sed -n 's/.*Overall exposure level for fcgi-cancel\.service: \([0-9.]*\).*/\1/p' \
-    "$T/security.log")
-if [ -n "$level" ]; then
-    awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' ||
-        t_fail "systemd-analyze security: exposure $level, expected <= 2.0"
-    t_ok "systemd-analyze security: exposure $level"
-else
-    echo "# systemd-analyze security --offline unsupported here; skipped"
-fi
+# The offline security review: "1.4 OK" today, for the one server and a
+# pool; fail if it drifts to MEDIUM.
+for u in fcgi-cancel.service fcgi-cancel@www.service; do
+    systemd-analyze security --offline=yes --man=no "$T/units/$u" \
+        > "$T/security.log" 2>&1 || true
+    level=$(sed -n "s/.*Overall exposure level for $u: \([0-9.]*\).*/\1/p" \
+        "$T/security.log")
+    if [ -n "$level" ]; then
+        awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' ||
+            t_fail "systemd-analyze security $u: exposure $level, expected <= 2.0"
+        t_ok "systemd-analyze security $u: exposure $level"
+    else
+        echo "# systemd-analyze security --offline unsupported here; skipped"
+    fi
+done
 
 # The configuration ExecStart names must take the passed socket.
 "$FCGI_CANCEL" -t --config "$CONF/fcgi-cancel.json" > "$T/t.out" 2>&1 ||
