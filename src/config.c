@@ -32,6 +32,7 @@
 #include "config.h"
 #include "handlers/exec.h"
 #include "handlers/module.h"
+#include "handlers/sql_glue.h"      /* until the registry lands */
 #include "handlers/work.h"
 #include "log.h"
 #include "status.h"
@@ -767,17 +768,6 @@ set_mode(const struct config_key *k, void *base, json_object *v,
     return 0;
 }
 
-/* Free a NULL-terminated string vector (NULL is fine). */
-static void
-strv_free(char **v)
-{
-    size_t i;
-
-    for (i = 0; v != NULL && v[i] != NULL; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* CONFIG_STRV: an array of min..max strings. */
 static int
 set_strv(const struct config_key *k, void *base, json_object *v,
@@ -1109,6 +1099,7 @@ static const struct handler_def {
     { "status", build_status },
     { "ping", build_ping },
     { "module", module_route_build },
+    { "sql", sql_glue_route_build },        /* until the registry lands */
 };
 
 /* Return the handler called name, or NULL. */

@@ -35,6 +35,9 @@ int     buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 /* Free the buffer's memory and empty it. */
 void    buf_free(struct buf *b);
 
+/* Free a NULL-terminated string vector and its strings (NULL is fine). */
+void    strv_free(char **v);
+
 struct timespec;
 
 /* Set *ts to CLOCK_MONOTONIC now plus ms (for pthread_cond_timedwait). */

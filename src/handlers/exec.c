@@ -109,18 +109,6 @@ static const char *const cgi_params[] = {
 
 /* ---- options ------------------------------------------------------- */
 
-static void
-strv_free(char **v)
-{
-    size_t i;
-
-    if (v == NULL)
-        return;
-    for (i = 0; v[i] != NULL; i++)
-        free(v[i]);
-    free(v);
-}
-
 void
 exec_opts_free(void *opts)
 {
