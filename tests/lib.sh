@@ -574,15 +574,15 @@ t_status() {
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
-# _t_pg_as CMD...: run CMD as the cluster's owner: nobody when we are
-# root (PostgreSQL refuses to run as root), else ourselves.  setpriv
-# execs, so a backgrounded call's PID is the command's own.
+# _t_pg_as: set _T_PG_AS to the command prefix that runs a command as the
+# cluster's owner: nobody when we are root (PostgreSQL refuses to run as
+# root), else nothing.  setpriv execs, so a backgrounded command's PID is
+# the command's own.
 _t_pg_as() {
+    _T_PG_AS=()
     if [ "$(id -u)" = 0 ]; then
-        setpriv --reuid=nobody --regid=nogroup --clear-groups \
-            --reset-env -- "$@"
-    else
-        "$@"
+        _T_PG_AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups
+            --reset-env --)
     fi
 }
 
@@ -605,20 +605,21 @@ t_start_postgres() {
     PG_DIR=$T/pg
     PG_SOCKDIR=$PG_DIR/run
     PG_CONNINFO="host=$PG_SOCKDIR dbname=postgres user=postgres"
+    _t_pg_as
     if [ ! -d "$PG_DIR/data" ]; then
         mkdir -p "$PG_SOCKDIR"
         : > "$T/postgres.log"
         if [ "$(id -u)" = 0 ]; then
             chown -R nobody:nogroup "$PG_DIR" "$T/postgres.log"
         fi
-        _t_pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres \
+        "${_T_PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres \
             --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync \
             > "$T/initdb.log" 2>&1 || t_fail "initdb failed (initdb.log)"
     fi
     for s in "$@"; do
         set+=(-c "$s")
     done
-    _t_pg_as "$PG_BIN/postgres" -D "$PG_DIR/data" -k "$PG_SOCKDIR" \
+    "${_T_PG_AS[@]}" "$PG_BIN/postgres" -D "$PG_DIR/data" -k "$PG_SOCKDIR" \
         -c listen_addresses= -c fsync=off -c full_page_writes=off \
         -c synchronous_commit=off "${set[@]}" >> "$T/postgres.log" 2>&1 &
     PG_PID=$!

@@ -650,6 +650,11 @@ sql_run(struct sql_opts *o, fc_request *req, fc_response *resp,
             if (f != 0)
                 goto cancel;
         }
+        /* Rows wait here no longer than for the database: before
+         * sleeping, what we hold goes out. */
+        if (r.out.rows > 0 && !r.failed && (sql_send(&r, 1) != 0 ||
+            fc_response_flush(resp) != 0))
+            goto cancel;
         if ((ws = pgpool_wait(conn, tok, 0, -1)) == PGPOOL_CANCELLED)
             goto cancel;
         if ((ws != PGPOOL_OK || !PQconsumeInput(conn)) && PQisBusy(conn)) {
