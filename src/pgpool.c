@@ -338,6 +338,8 @@ pgpool_get(struct pgpool *p, fc_token *tok, PGconn **conn, int *fresh,
     *conn = NULL;
     *fresh = 0;
     *err = NULL;
+    if (fc_token_cancelled(tok))
+        return PGPOOL_CANCELLED;
     xmutex_lock(&p->mtx);
     for (;;) {
         if (p->nidle > 0) {

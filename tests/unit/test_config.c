@@ -787,8 +787,8 @@ test_route_errors(void)
         { "{\"path\": \"/x\"}", "{\"path",
             "routes[0]: missing key \"handler\"" },
         { "{\"path\": \"/x\", \"handler\": \"cgi\"}", "\"handler\"",
-            "routes[0].handler: must be work, exec, status, ping or "
-            "module" },
+            "routes[0].handler: must be work, exec, status, ping, "
+            "module or sql" },
         { "{\"path\": \"/x\", \"handler\": \"module\"}", "{\"path",
             "routes[0]: missing key \"module\"" },
         { "{\"path\": \"/x\", \"handler\": \"ping\", \"methods\": []}",
