@@ -16,7 +16,9 @@
 #    bound, and the next request reuses that connection (same backend
 #    pid); a deadline answers 504 and the statement is gone;
 #  - the database down: 503 with Retry-After at once; back up: 200;
-#  - SIGTERM with a query running: cancelled in the database too.
+#  - SIGTERM with a query running: cancelled in the database too;
+#  - the pgquery example module (its own libpq connection) answers, and
+#    cancels its query in the database when its client leaves.
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 t_setup
@@ -116,6 +118,12 @@ cat > "$T/conf.json" <<EOF
           "pool_size": 1,
           "query": "select pg_backend_pid() as pid, (select count(*) from generate_series(1, \$1::int) a, generate_series(1, 100000) b) as n",
           "params": [{ "arg": "n", "default": 100000 }] },
+        { "path": "/pgquery", "handler": "module",
+          "module": "$top_builddir/examples/pgquery.so",
+          "symbol": "pgquery_handler",
+          "options": { "conninfo": "$PG_CONNINFO application_name=pgquery",
+                       "query": "select pg_sleep(\$1::float8)::text as s, null as n, 'x' as v",
+                       "arg": "s" } },
         { "path": "/short", "handler": "sql", "conninfo": "$CONN",
           "deadline_ms": 500, "pool_size": 1,
           "query": "select pg_backend_pid() as pid, pg_sleep(\$1::float8) is null as slept",
@@ -324,6 +332,23 @@ jq -e '.sql["/sleep"].cancelled >= 1 and .sql["/burn"].cancelled >= 1 and
     .sql["/big"].rows >= 1000000 and .sql["/items"].bad_request == 1' \
     "$T/status.json" > /dev/null || t_fail "status: $(jq -c .sql "$T/status.json")"
 t_ok "/status shows each sql route's cancels, stop times and pool"
+
+# ---- the pgquery example module --------------------------------------------------
+expect 200 '/pgquery?s=0'
+[ "$(jq -c . "$T/body")" = '{"rows":[["",null,"x"]]}' ] ||
+    t_fail "pgquery: $(cat "$T/body")"
+expect 400 /pgquery
+curl -s -o /dev/null --max-time 1 "$NGINX_URL/pgquery?s=60" || true
+close=$(t_now_ms)
+pgquery_idle() {
+    [ "$(t_psql "select count(*) from pg_stat_activity where
+        application_name = 'pgquery' and state = 'active'")" = 0 ]
+}
+t_wait_for 2000 pgquery_idle || t_fail "pgquery: pg_sleep still runs"
+t_wait_for 2000 t_log_has 'pgquery: query cancelled \(client_gone\): the database stopped it' ||
+    t_fail "pgquery: no cancel logged"
+t_ok "pgquery example: answers; abandoned, its query is cancelled in the" \
+    "database ($(grep -o 'stopped it [0-9.]* ms' "$T/server.log" | tail -n 1))"
 
 # ---- the database down ----------------------------------------------------------
 t_stop_postgres || t_fail "PostgreSQL did not stop"
