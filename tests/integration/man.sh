@@ -4,7 +4,7 @@
 # fcgi-cancel(8) documents every long option that `fcgi-cancel --help`
 # prints, and fcgi-cancel.json(5) every top-level key of the annotated
 # conf/fcgi-cancel.json and every key of the configuration tables in the
-# sources (top level, routes, the work and exec handlers).
+# sources (top level, routes, the work, exec and sql handlers).
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 t_setup
@@ -69,11 +69,11 @@ done
 t_ok "fcgi-cancel.json.5 documents the ${#keys[@]} top-level keys: ${keys[*]}"
 
 # 4. Every key the code reads: the .name fields of src/config.c's key
-# tables and the exec handler's key table.
+# tables and of the sql handler's, and the exec handler's key table.
 mapfile -t code_keys < <(
     {
         sed -n 's/.*\.name = "\([a-z_][a-z0-9_]*\)".*/\1/p' \
-            "$top_srcdir/src/config.c"
+            "$top_srcdir/src/config.c" "$top_srcdir/src/handlers/sql.c"
         sed -n '/exec_keys\[\] = {/,/^};/s/.*{ "\([a-z_][a-z0-9_]*\)",.*/\1/p' \
             "$top_srcdir/src/handlers/exec.c"
     } | sort -u)
@@ -88,7 +88,7 @@ done
 t_ok "fcgi-cancel.json.5 documents the ${#code_keys[@]} keys of the code's tables"
 
 # 5. The handlers a route may name, the reasons, the deadline parameter.
-for w in work exec module status ping client_gone aborted write_error deadline \
+for w in work exec module sql status ping client_gone aborted write_error deadline \
          shutdown FCGI_CANCEL_DEADLINE_MS; do
     grep -qw -- "$w" "$T/fcgi-cancel.json.5.txt" ||
         grep -qw -- "$w" "$T/fcgi-cancel.8.txt" ||
