@@ -169,7 +169,7 @@ pgpool_new(const char *conninfo, int size, int read_only,
     p->size = size;
     p->connect_timeout_ms = connect_timeout_ms;
     if (pgpool_params(p, conninfo, read_only, cause) != 0 ||
-        (p->idle = calloc((size_t)size, sizeof *p->idle)) == NULL ||
+        (p->idle = calloc((size_t)size, sizeof(PGconn *))) == NULL ||
         (p->safe = strdup(pgpool_strip_password(conninfo, safe,
         sizeof safe))) == NULL) {
         if (*cause == NULL)
@@ -187,7 +187,7 @@ pgpool_free(struct pgpool *p)
 
     if (p == NULL)
         return;
-    for (i = 0; i < p->nidle; i++)
+    for (i = 0; p->idle != NULL && i < p->nidle; i++)
         PQfinish(p->idle[i]);
     free(p->idle);
     strv_free(p->keys);

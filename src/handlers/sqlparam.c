@@ -193,9 +193,9 @@ skip_quoted(const char *q, size_t len, size_t i, int bs)
     char quote = q[i];
 
     for (i++; i < len; i++) {
-        if (bs && q[i] == '\\')
-            i++;
-        else if (q[i] == quote && i + 1 < len && q[i + 1] == quote)
+        /* An escaped character, or a doubled quote: skip two. */
+        if ((bs && q[i] == '\\') ||
+            (q[i] == quote && i + 1 < len && q[i + 1] == quote))
             i++;
         else if (q[i] == quote)
             return i + 1;
