@@ -15,6 +15,7 @@
 #    in the database: pg_stat_activity shows the backend idle within a
 #    bound, and the next request reuses that connection (same backend
 #    pid); a deadline answers 504 and the statement is gone;
+#  - a request waiting for a pool connection stops when its client leaves;
 #  - the database down: 503 with Retry-After at once; back up: 200;
 #  - SIGTERM with a query running: cancelled in the database too;
 #  - the pgquery example module (its own libpq connection) answers, and
@@ -313,6 +314,31 @@ t_psql "select count(*) from pg_stat_activity where state = 'active'
     > "$T/left"
 [ "$(cat "$T/left")" = 0 ] || t_fail "a cross join still runs"
 
+# Waiting for the pool's one connection, while another request holds it,
+# stops when the waiting client leaves.
+curl -s -o "$T/holder" --max-time 30 "$NGINX_URL/sleep?s=2" &
+holder=$!
+query_running() {
+    [ "$(active_count '%pg_sleep%')" = 1 ]
+}
+t_wait_for 5000 query_running || t_fail "pg_sleep did not start"
+gone0=$(t_log_count 'job cancelled reason=client_gone')
+more_gone() {
+    [ "$(t_log_count 'job cancelled reason=client_gone')" -gt "$gone0" ]
+}
+curl -s -o /dev/null --max-time 0.5 "$NGINX_URL/sleep?s=0" || true
+t_wait_for 1000 more_gone || t_fail "a request waiting for the pool was" \
+    "not cancelled"
+back=$(grep 'job cancelled reason=client_gone' "$T/server.log" | tail -n 1 |
+    sed -n 's/.*returned_after_ms=\([0-9]*\).*/\1/p')
+[ "$back" -lt 100 ] || t_fail "the pool wait returned ${back} ms after" \
+    "its cancel"
+wait "$holder" || t_fail "the request holding the connection failed"
+jq -e '.[0].pid > 0' "$T/holder" > /dev/null ||
+    t_fail "holder: $(cat "$T/holder")"
+t_ok "a request waiting for a pool connection is cancelled (returned" \
+    "${back} ms after its cancel); the holder completes"
+
 # Deadline: 504, and the statement is gone.
 t0=$(t_now_ms)
 expect 504 /short
@@ -373,9 +399,6 @@ t_ok "the password is in no log (the conninfo is, without it)"
 # ---- SIGTERM with a query running -------------------------------------------------
 curl -s -o /dev/null --max-time 30 "$NGINX_URL/sleep?s=60" &
 t_track $!
-query_running() {
-    [ "$(active_count '%pg_sleep%')" = 1 ]
-}
 t_wait_for 5000 query_running || t_fail "pg_sleep did not start"
 t_stop_server TERM 5000 || t_fail "the server did not exit on SIGTERM"
 t_log_has 'sql /sleep: query cancelled \(shutdown\) in the database' ||
