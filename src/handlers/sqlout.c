@@ -203,6 +203,27 @@ csv_field(struct buf *b, const char *s, size_t len)
     return buf_add(b, "\"", 1);
 }
 
+/*
+ * Append a json or jsonb value as it is, but for its line breaks: json
+ * keeps its input's white space, and a newline would end an NDJSON line.
+ * Outside strings they are white space (inside, JSON has them escaped),
+ * so a space says the same.
+ */
+static int
+raw_json(struct buf *b, const char *v, size_t len)
+{
+    size_t i, start;
+
+    for (i = start = 0; i < len; i++) {
+        if (v[i] != '\n' && v[i] != '\r')
+            continue;
+        if (buf_add(b, v + start, i - start) != 0 || buf_add(b, " ", 1) != 0)
+            return -1;
+        start = i + 1;
+    }
+    return buf_add(b, v + start, len - start);
+}
+
 /* Append column i's value as JSON. */
 static int
 json_value(struct buf *b, enum sqlout_kind kind, const char *v, size_t len)
@@ -221,7 +242,7 @@ json_value(struct buf *b, enum sqlout_kind kind, const char *v, size_t len)
         break;
     case SQLOUT_RAW_JSON:
         if (len > 0)
-            return buf_add(b, v, len);
+            return raw_json(b, v, len);
         break;
     default:
         break;

@@ -11,7 +11,8 @@
  *                      that is not one (NaN, Infinity, -Infinity) is a
  *                      JSON string ("NaN"), never a bare token
  *   bool               true / false
- *   json, jsonb        embedded as they are (PostgreSQL checked them)
+ *   json, jsonb        embedded as they are (PostgreSQL checked them),
+ *                      line breaks (white space there) made spaces
  *   NULL               null
  *   anything else      a JSON string; invalid UTF-8 becomes U+FFFD
  * CSV (RFC 4180): a header line of column names, CRLF line ends, a field

@@ -210,6 +210,24 @@ test_writer_csv_empty(void)
     sqlout_free(&o);
 }
 
+/* A json value's line breaks (white space) do not break an NDJSON line. */
+static void
+test_writer_json_lines(void)
+{
+    static const char *const names[] = { "j" };
+    static const unsigned int types[] = { OID_JSON };
+    const char     *vals[] = { "{\n  \"a\": \"x\\ny\",\r\n  \"b\": 1\n}" };
+    size_t          lens[] = { strlen(vals[0]) };
+    struct sqlout   o;
+
+    CU_ASSERT_EQUAL_FATAL(sqlout_begin(&o, SQLOUT_NDJSON, 1, names, types),
+        0);
+    CU_ASSERT_EQUAL_FATAL(sqlout_row(&o, vals, lens), 0);
+    CU_ASSERT_STRING_EQUAL(o.out.data,
+        "{\"j\":{   \"a\": \"x\\ny\",    \"b\": 1 }}\n");
+    sqlout_free(&o);
+}
+
 /* Every JSON document the writer makes parses, whatever the bytes. */
 static void
 test_writer_parses(void)
@@ -597,6 +615,7 @@ static CU_TestInfo writer_tests[] = {
     { "NDJSON", test_writer_ndjson },
     { "CSV", test_writer_csv },
     { "CSV: empty versus NULL, no columns", test_writer_csv_empty },
+    { "json line breaks in NDJSON", test_writer_json_lines },
     { "hostile values still make JSON", test_writer_parses },
     CU_TEST_INFO_NULL
 };
