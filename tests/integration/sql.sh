@@ -256,11 +256,15 @@ size=$(stat -c %s "$T/big.csv")
 grow=$(( after - before ))
 echo "# 1M rows, $(( size / 1048576 )) MiB of CSV in $(( t1 - t0 )) ms;" \
     "server VmHWM $before -> $after KiB"
-# The whole result held at once would be over 40 MiB.
-[ "$grow" -lt 8192 ] || t_fail "server peak RSS grew by $grow KiB"
+# The whole result held at once would be over 40 MiB.  Under ASan the
+# allocator's quarantine keeps every freed row (libpq makes one result per
+# row): scripts/sanitize sets SQL_NO_RSS=1.
+if [ -z "${SQL_NO_RSS:-}" ]; then
+    [ "$grow" -lt 8192 ] || t_fail "server peak RSS grew by $grow KiB"
+fi
 rm -f "$T/big.csv"
 t_ok "1M rows ($(( size / 1048576 )) MiB CSV) stream; server peak RSS" \
-    "grew by $grow KiB (bound 8192)"
+    "grew by $grow KiB (bound 8192${SQL_NO_RSS:+, not checked: SQL_NO_RSS})"
 
 # ---- cancellation in the database --------------------------------------------
 # active_count QUERY_PATTERN: backends of fcgi-cancel running a query like
