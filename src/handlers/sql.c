@@ -764,6 +764,7 @@ sql_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
 
 /* ---- /status ------------------------------------------------------------ */
 
+/* A counter's value as a JSON integer. */
 static json_object *
 sql_u64(_Atomic uint64_t *v)
 {
