@@ -90,6 +90,8 @@ cat > "$T/conf.json" <<EOF
         { "path": "/items.csv", "handler": "sql", "output": "csv",
           "conninfo": "$CONN",
           "query": "select id, name, price, ok, doc from items order by id" },
+        { "path": "/whoami", "handler": "sql",
+          "query": "select current_user as u, current_setting('application_name') as app, current_setting('default_transaction_read_only') as ro" },
         { "path": "/byname", "handler": "sql", "conninfo": "$CONN",
           "query": "select id from items where name = \$1", "params": ["name"] },
         { "path": "/echo", "handler": "sql", "conninfo": "$CONN",
@@ -134,7 +136,9 @@ cat > "$T/conf.json" <<EOF
 EOF
 out=$("$FCGI_CANCEL" -t --config "$T/conf.json" 2>&1) || t_fail "-t: $out"
 t_ok "-t accepts the test's sql routes"
-t_start_server --config "$T/conf.json"
+# /whoami has no conninfo: the PG* environment says where to connect.
+PGHOST=$PG_SOCKDIR PGUSER=postgres PGDATABASE=postgres \
+    t_start_server --config "$T/conf.json"
 t_start_nginx
 
 # get PATH [CURL ARGS...]: through nginx; body in $T/body, headers in
@@ -195,6 +199,12 @@ printf 'id,name,price,ok,doc\r\n1,plain,1.50,true,"{""k"": [1, 2]}"\r\n2,"quote"
 cmp -s "$T/body" "$T/want.csv" ||
     t_fail "csv: $(od -c "$T/body" | head -20)"
 t_ok "NDJSON and CSV (RFC 4180 quoting, NULL as an empty field)"
+
+expect 200 /whoami
+[ "$(jq -c . "$T/body")" = '[{"u":"postgres","app":"fcgi-cancel","ro":"on"}]' ] ||
+    t_fail "whoami: $(cat "$T/body")"
+t_ok "no conninfo: the PG* environment; application_name and read-only" \
+    "transactions set"
 
 # ---- binding ----------------------------------------------------------------
 expect 200 /byname --get --data-urlencode "name=plain"
