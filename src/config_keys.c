@@ -240,17 +240,6 @@ set_mode(const struct config_key *k, void *base, json_object *v,
     return 0;
 }
 
-/* Free a NULL-terminated string vector (NULL is fine). */
-static void
-strv_free(char **v)
-{
-    size_t i;
-
-    for (i = 0; v != NULL && v[i] != NULL; i++)
-        free(v[i]);
-    free(v);
-}
-
 /* CONFIG_STRV: an array of min..max strings. */
 static int
 set_strv(const struct config_key *k, void *base, json_object *v,

@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "handlers/handlers.h"
+#include "handlers/sql.h"
 #include "status.h"
 #include "watcher.h"
 #include "util.h"
@@ -189,6 +190,8 @@ status_json(void)
     if (status_watcher != NULL)
         watcher_stragglers(status_watcher, status_straggler, r);
     json_object_object_add(root, "stragglers", r);
+    /* Per sql route: statements, cancels, the database's stop times. */
+    json_object_object_add(root, "sql", sql_status_json());
     json_object_object_add(root, "uptime_s", json_object_new_int64(
         (int64_t)((now_ns() - stats.start_ns) / 1000000000u)));
     return root;

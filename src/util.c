@@ -173,3 +173,13 @@ parse_long(const char *s, long min, long max, long *out)
     *out = v;
     return 0;
 }
+
+void
+strv_free(char **v)
+{
+    size_t i;
+
+    for (i = 0; v != NULL && v[i] != NULL; i++)
+        free(v[i]);
+    free(v);
+}

@@ -40,6 +40,8 @@ void    buf_free(struct buf *b);
 
 /* Return CLOCK_MONOTONIC nanoseconds now: the clock of every deadline. */
 uint64_t now_ns(void);
+/* Free a NULL-terminated string vector and its strings (NULL is fine). */
+void    strv_free(char **v);
 
 struct timespec;
 

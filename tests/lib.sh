@@ -18,10 +18,10 @@
 # Public functions: t_setup t_cleanup t_track t_fail t_ok t_wait_for
 # t_now_ms t_free_port t_start_server t_stop_server t_start_nginx t_fcgi
 # t_status t_log_count t_log_has t_stop t_wait_socket t_verify_units
-# t_find_activate.
+# t_find_activate t_start_postgres t_stop_postgres t_psql.
 # Public variables: T, FCGI_CANCEL, FCGI_CLIENT, HTTP_CLIENT, SERVER_SOCK,
 # FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL,
-# ACTIVATE.
+# ACTIVATE, PG_BIN, PG_DIR, PG_SOCKDIR, PG_PID, PG_CONNINFO.
 
 if [ -z "${BASH_VERSION-}" ]; then
     echo "FAIL: tests/lib.sh needs bash" >&2
@@ -661,4 +661,85 @@ t_find_activate() {
         fi
     done
     t_fail "systemd-socket-activate not found (package systemd)"
+}
+
+# ---------------------------------------------------------------------------
+# PostgreSQL: a throwaway cluster of the test's own
+
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+
+# _t_pg_as: set _T_PG_AS to the command prefix that runs a command as the
+# cluster's owner: nobody when we are root (PostgreSQL refuses to run as
+# root), else nothing.  setpriv execs, so a backgrounded command's PID is
+# the command's own.
+_t_pg_as() {
+    _T_PG_AS=()
+    if [ "$(id -u)" = 0 ]; then
+        _T_PG_AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups
+            --reset-env --)
+    fi
+}
+
+_t_pg_ready_or_dead() {
+    _t_alive "$PG_PID" || return 0
+    "$PG_BIN/pg_isready" -q -h "$PG_SOCKDIR" -d postgres -U postgres
+}
+
+# t_start_postgres [SETTING=VALUE...]: initdb a PostgreSQL 15 cluster into
+# $T/pg (as nobody when root; trust authentication; superuser
+# "postgres"), start it listening on the unix socket in $T/pg/run only
+# (no TCP), with the settings given (-c each), wait up to 30 s until it
+# accepts connections.  Sets PG_DIR, PG_SOCKDIR, PG_PID (the postmaster,
+# tracked) and PG_CONNINFO (a libpq conninfo for it); the log is
+# $T/postgres.log.  Call again after t_stop_postgres to restart it.
+t_start_postgres() {
+    local set=() s
+    [ -x "$PG_BIN/postgres" ] || t_fail "PostgreSQL 15 not installed" \
+        "($PG_BIN/postgres; scripts/deps installs postgresql-15)"
+    PG_DIR=$T/pg
+    PG_SOCKDIR=$PG_DIR/run
+    PG_CONNINFO="host=$PG_SOCKDIR dbname=postgres user=postgres"
+    _t_pg_as
+    if [ ! -d "$PG_DIR/data" ]; then
+        mkdir -p "$PG_SOCKDIR"
+        : > "$T/postgres.log"
+        if [ "$(id -u)" = 0 ]; then
+            chown -R nobody:nogroup "$PG_DIR" "$T/postgres.log"
+        fi
+        "${_T_PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres \
+            --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync \
+            > "$T/initdb.log" 2>&1 || t_fail "initdb failed (initdb.log)"
+    fi
+    for s in "$@"; do
+        set+=(-c "$s")
+    done
+    "${_T_PG_AS[@]}" "$PG_BIN/postgres" -D "$PG_DIR/data" -k "$PG_SOCKDIR" \
+        -c listen_addresses= -c fsync=off -c full_page_writes=off \
+        -c synchronous_commit=off "${set[@]}" >> "$T/postgres.log" 2>&1 &
+    PG_PID=$!
+    t_track "$PG_PID"
+    t_wait_for 30000 _t_pg_ready_or_dead ||
+        t_fail "PostgreSQL did not accept connections within 30 s"
+    _t_alive "$PG_PID" || t_fail "PostgreSQL exited at startup" \
+        "(postgres.log)"
+}
+
+# t_stop_postgres [TIMEOUT_MS]: stop the cluster (SIGINT: a fast
+# shutdown, which does not wait for clients) and wait up to TIMEOUT_MS
+# (default 10000); return 1 if it is still running then.
+t_stop_postgres() {
+    kill -INT "$PG_PID" 2>/dev/null || true
+    t_wait_for "${1:-10000}" _t_pg_dead || return 1
+    wait "$PG_PID" 2>/dev/null || true
+}
+
+_t_pg_dead() {
+    ! _t_alive "$PG_PID"
+}
+
+# t_psql SQL: run SQL in the test cluster as postgres; prints the rows
+# unaligned, fields separated by '|', no headers.
+t_psql() {
+    psql -XAtq -h "$PG_SOCKDIR" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+        -c "$1"
 }

@@ -37,6 +37,7 @@ const struct handler_def *const handlers[] = {
     &handler_status,
     &handler_ping,
     &handler_module,
+    &handler_sql,
     NULL
 };
 

@@ -78,6 +78,7 @@ extern const struct handler_def handler_exec;       /* handlers/exec.c */
 extern const struct handler_def handler_status;     /* status.c */
 extern const struct handler_def handler_ping;       /* status.c */
 extern const struct handler_def handler_module;     /* handlers/module.c */
+extern const struct handler_def handler_sql;        /* handlers/sql.c */
 
 /* Return the handler called name, or NULL. */
 const struct handler_def *handler_find(const char *name);

@@ -89,7 +89,7 @@ done
 t_ok "fcgi-cancel.json.5 documents the ${#code_keys[@]} keys of the code's tables"
 
 # 5. The handlers a route may name, the reasons, the deadline parameter.
-for w in work exec module status ping client_gone aborted write_error deadline \
+for w in work exec module sql status ping client_gone aborted write_error deadline \
          shutdown FCGI_CANCEL_DEADLINE_MS; do
     grep -qw -- "$w" "$T/fcgi-cancel.json.5.txt" ||
         grep -qw -- "$w" "$T/fcgi-cancel.8.txt" ||

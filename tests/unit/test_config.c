@@ -384,13 +384,18 @@ test_example_conf(void)
         fprintf(stderr, "\n%s\n", cause);
     CU_ASSERT_PTR_NULL_FATAL(cause);
     check_defaults(&c);
-    CU_ASSERT_EQUAL_FATAL(c.routes.n, 6);
+    CU_ASSERT_EQUAL_FATAL(c.routes.n, 7);
     check_default_routes(&c);
     rt = &c.routes.routes[5];
     CHECK_STR(rt->path, "/report");
     CHECK_STR(rt->handler_name, "exec");
     CU_ASSERT_EQUAL(rt->methods, 0);
     CU_ASSERT_EQUAL(rt->deadline_ms, 30000);
+    CU_ASSERT_PTR_NOT_NULL(rt->fn);
+    rt = &c.routes.routes[6];
+    CHECK_STR(rt->path, "/items");
+    CHECK_STR(rt->handler_name, "sql");
+    CU_ASSERT_EQUAL(rt->deadline_ms, 10000);
     CU_ASSERT_PTR_NOT_NULL(rt->fn);
     config_free(&c);
 }
@@ -789,8 +794,8 @@ test_route_errors(void)
         { "{\"path\": \"/x\"}", "{\"path",
             "routes[0]: missing key \"handler\"" },
         { "{\"path\": \"/x\", \"handler\": \"cgi\"}", "\"handler\"",
-            "routes[0].handler: must be work, exec, status, ping or "
-            "module" },
+            "routes[0].handler: must be work, exec, status, ping, "
+            "module or sql" },
         { "{\"path\": \"/x\", \"handler\": \"module\"}", "{\"path",
             "routes[0]: missing key \"module\"" },
         { "{\"path\": \"/x\", \"handler\": \"ping\", \"methods\": []}",
