@@ -41,8 +41,8 @@
 #include "utf8.h"
 #include "util.h"
 
-#define TBUF_SIZE       (64 * 1024)
-#define TBUF_FLUSH      (32 * 1024)     /* write once past this */
+#define TBUF_SIZE       ((size_t)64 * 1024)
+#define TBUF_FLUSH      ((size_t)32 * 1024) /* write once past this */
 #define LINE_MAX_LEN    8192            /* longer lines are cut */
 #define FLUSH_AGE_MS    50
 
@@ -209,7 +209,7 @@ accesslog_open(const char *path, enum accesslog_format fmt)
     pthread_condattr_t  ca;
     sigset_t            all, old;
     char               *copy = NULL;
-    int                 fd, oldfd;
+    int                 fd, oldfd, same = path == dest_path;
 
     if (path == NULL || strcmp(path, "off") == 0) {
         fd = path == NULL ? -1 : -2;
@@ -217,7 +217,7 @@ accesslog_open(const char *path, enum accesslog_format fmt)
         0640)) < 0) {
         return -1;
     }
-    if (path != NULL && path != dest_path && (copy = strdup(path)) == NULL) {
+    if (path != NULL && !same && (copy = strdup(path)) == NULL) {
         if (fd >= 0)
             close(fd);
         errno = ENOMEM;
@@ -227,7 +227,7 @@ accesslog_open(const char *path, enum accesslog_format fmt)
     xmutex_lock(&dest_mtx);
     oldfd = dest_fd;
     dest_fd = fd;
-    if (path != dest_path) {
+    if (!same) {
         free(dest_path);
         dest_path = copy;
     }

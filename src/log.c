@@ -41,12 +41,20 @@ log_init(void)
     const char         *js = getenv("JOURNAL_STREAM");
     struct stat         st;
     unsigned long long  dev, ino;
-    char                end;
+    char               *end;
 
-    journal = js != NULL &&
-        sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 &&
-        fstat(STDERR_FILENO, &st) == 0 &&
-        (unsigned long long)st.st_dev == dev &&
+    journal = 0;
+    if (js == NULL || fstat(STDERR_FILENO, &st) != 0)
+        return;
+    errno = 0;
+    dev = strtoull(js, &end, 10);
+    if (errno != 0 || end == js || *end != ':')
+        return;
+    js = end + 1;
+    ino = strtoull(js, &end, 10);
+    if (errno != 0 || end == js || *end != '\0')
+        return;
+    journal = (unsigned long long)st.st_dev == dev &&
         (unsigned long long)st.st_ino == ino;
 }
 
