@@ -114,8 +114,9 @@ t_ok "SIGHUP: a new access.log (0640) gets the next request"
 
 # The same through logrotate and the shipped snippet, if logrotate is here.
 if command -v logrotate >/dev/null 2>&1; then
-    sed -e "s|^/var/log/fcgi-cancel/\*\.log {|$T/logs/*.log {|" \
+    sed -e "s|^/var/log/fcgi-cancel/\*\.log .*{|$T/logs/*.log {|" \
         -e "s|systemctl reload fcgi-cancel.service|kill -HUP $SERVER_PID|" \
+        -e "/systemctl reload 'fcgi-cancel@/d" \
         "$top_srcdir/conf/logrotate" > "$T/logrotate.conf"
     grep -q "^$T/logs/\*\.log {" "$T/logrotate.conf" &&
         grep -q "kill -HUP $SERVER_PID" "$T/logrotate.conf" ||
