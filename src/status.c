@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "generation.h"
 #include "handlers/handlers.h"
 #include "status.h"
 #include "watcher.h"
@@ -189,6 +190,9 @@ status_json(void)
     if (status_watcher != NULL)
         watcher_stragglers(status_watcher, status_straggler, r);
     json_object_object_add(root, "stragglers", r);
+    /* The configuration's: 1 at start-up, one more per reload. */
+    json_object_object_add(root, "generation", json_object_new_int64(
+        (int64_t)gen_number()));
     json_object_object_add(root, "uptime_s", json_object_new_int64(
         (int64_t)((now_ns() - stats.start_ns) / 1000000000u)));
     return root;
