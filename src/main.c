@@ -262,7 +262,7 @@ note_add(struct reload_note *n, const char *what, const char *s)
     k = snprintf(n->text + n->len, sizeof n->text - n->len, ", %s%s",
         what, s);
     if (k < 0 || (size_t)k >= sizeof n->text - n->len) {
-        strcpy(n->text + sizeof n->text - 4, "...");
+        memcpy(n->text + sizeof n->text - 4, "...", 4);
         n->len = sizeof n->text;
         return;
     }
