@@ -181,6 +181,43 @@ static const struct config_key config_keys[] = {
     { .name = "routes", .type = CONFIG_CUSTOM, .set = set_routes },
 };
 
+/* The top-level keys that a running server cannot change (config.h). */
+static const char *const restart_keys[] = {
+    "listen", "socket_mode", "socket_group", "user", "group", "workers",
+    "worker_stack_kb", NULL
+};
+
+/* Is name one of restart_keys? */
+static int
+restart_key(const char *name)
+{
+    size_t i;
+
+    for (i = 0; restart_keys[i] != NULL; i++) {
+        if (strcmp(restart_keys[i], name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int
+config_compare(struct config *next, const struct config *cur,
+    config_change_cb changed, void *arg)
+{
+    size_t i;
+    int    restart;
+
+    for (i = 0; i < nitems(config_keys); i++) {
+        if (config_keys_equal(&config_keys[i], next, cur))
+            continue;
+        restart = restart_key(config_keys[i].name);
+        if (restart && config_keys_copy(&config_keys[i], next, cur) != 0)
+            return -1;
+        changed(arg, config_keys[i].name, restart);
+    }
+    return 0;
+}
+
 /* Is s a numeric IPv4 or IPv6 address?  Loopback ones set *loop. */
 static int
 ip_address(const char *s, int *loop)

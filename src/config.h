@@ -91,6 +91,21 @@ int     config_default_routes(struct config *c);
 /* Free what c holds; c is left empty (config_init() it to reuse it). */
 void    config_free(struct config *c);
 
+/* What config_compare() calls for each top-level key that differs. */
+typedef void (*config_change_cb)(void *arg, const char *key, int restart);
+
+/*
+ * Compare next, a configuration read again for a reload, with cur, the one
+ * in force: call changed(arg, KEY, restart) for each top-level key, other
+ * than "routes", whose value differs.  restart is 1 for a key that a
+ * running server cannot change: listen, socket_mode, socket_group, user,
+ * group, workers, worker_stack_kb (the socket is bound, the privileges
+ * dropped, the threads started); next gets cur's value of those back, so
+ * that it says what stays in force.  Return 0, or -1 if memory ran out.
+ */
+int     config_compare(struct config *next, const struct config *cur,
+            config_change_cb changed, void *arg);
+
 /*
  * Check the syntax of a listen address, "unix:/ABSOLUTE/PATH" or
  * "tcp:HOST:PORT" (HOST may be "[v6 address]"), without binding or

@@ -392,3 +392,100 @@ config_keys_free(const struct config_key *keys, size_t n, void *base)
         }
     }
 }
+
+/* Are two strings (either may be NULL) the same? */
+static int
+str_same(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+int
+config_keys_equal(const struct config_key *k, const void *a, const void *b)
+{
+    const char  *fa = (const char *)a + k->offset;
+    const char  *fb = (const char *)b + k->offset;
+    char *const *va, *const *vb;
+    size_t       i;
+
+    switch (k->type) {
+    case CONFIG_INT:
+        return *(const long *)(const void *)fa ==
+            *(const long *)(const void *)fb;
+    case CONFIG_ENUM:
+        return *(const int *)(const void *)fa ==
+            *(const int *)(const void *)fb;
+    case CONFIG_MODE:
+        return *(const mode_t *)(const void *)fa ==
+            *(const mode_t *)(const void *)fb;
+    case CONFIG_STRING:
+        return str_same(*(char *const *)(const void *)fa,
+            *(char *const *)(const void *)fb);
+    case CONFIG_STRV:
+        va = *(char **const *)(const void *)fa;
+        vb = *(char **const *)(const void *)fb;
+        for (i = 0; va != NULL && vb != NULL && va[i] != NULL &&
+            vb[i] != NULL; i++) {
+            if (strcmp(va[i], vb[i]) != 0)
+                return 0;
+        }
+        /* Both ended together (NULL and empty are both "none"). */
+        return (va == NULL || va[i] == NULL) && (vb == NULL || vb[i] == NULL);
+    case CONFIG_CUSTOM:
+    case CONFIG_TYPE__MAX:
+        break;
+    }
+    return 1;
+}
+
+int
+config_keys_copy(const struct config_key *k, void *dst, const void *src)
+{
+    char        *fd = (char *)dst + k->offset;
+    const char  *fs = (const char *)src + k->offset;
+    char *const *vs;
+    char       **vec;
+    const char  *s;
+    size_t       i, n;
+
+    switch (k->type) {
+    case CONFIG_INT:
+        *(long *)(void *)fd = *(const long *)(const void *)fs;
+        return 0;
+    case CONFIG_ENUM:
+        *(int *)(void *)fd = *(const int *)(const void *)fs;
+        return 0;
+    case CONFIG_MODE:
+        *(mode_t *)(void *)fd = *(const mode_t *)(const void *)fs;
+        return 0;
+    case CONFIG_STRING:
+        s = *(char *const *)(const void *)fs;
+        if (s != NULL && (s = strdup(s)) == NULL)
+            return -1;
+        free(*(char **)(void *)fd);
+        *(char **)(void *)fd = (char *)s;
+        return 0;
+    case CONFIG_STRV:
+        vs = *(char **const *)(const void *)fs;
+        vec = NULL;
+        if (vs != NULL) {
+            for (n = 0; vs[n] != NULL; n++)
+                ;
+            if ((vec = calloc(n + 1, sizeof *vec)) == NULL)
+                return -1;
+            for (i = 0; i < n; i++) {
+                if ((vec[i] = strdup(vs[i])) == NULL) {
+                    strv_free(vec);
+                    return -1;
+                }
+            }
+        }
+        strv_free(*(char ***)(void *)fd);
+        *(char ***)(void *)fd = vec;
+        return 0;
+    case CONFIG_CUSTOM:
+    case CONFIG_TYPE__MAX:
+        break;
+    }
+    return 0;
+}

@@ -81,6 +81,21 @@ int     config_keys_defaults(const struct config_key *keys, size_t n,
 void    config_keys_free(const struct config_key *keys, size_t n,
             void *base);
 
+/*
+ * Return 1 if the field of key k holds the same value in a and b (two
+ * structs the keys filled), else 0; CONFIG_CUSTOM keys are always equal.
+ */
+int     config_keys_equal(const struct config_key *k, const void *a,
+            const void *b);
+
+/*
+ * Store a copy of src's value of key k into dst, in place of (and
+ * freeing) dst's; CONFIG_CUSTOM keys are left alone.  Return 0, or -1 if
+ * memory ran out (dst unchanged).
+ */
+int     config_keys_copy(const struct config_key *k, void *dst,
+            const void *src);
+
 /* Return the key called name in keys, or NULL. */
 const struct config_key *config_keys_find(const struct config_key *keys,
             size_t n, const char *name);

@@ -21,7 +21,7 @@
 
 #include "log.h"
 
-int log_level = LOG_LEVEL_INFO;
+_Atomic int log_level = LOG_LEVEL_INFO;
 
 static const char *const level_names[LOG_LEVEL__MAX] = {
     "error", "warn", "info", "debug"

@@ -5,6 +5,7 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 enum log_level {
@@ -15,7 +16,8 @@ enum log_level {
     LOG_LEVEL__MAX
 };
 
-extern int log_level;
+/* The level in force; main.c changes it at start-up and on a reload. */
+extern _Atomic int log_level;
 
 /* Parse "error", "warn", "info" or "debug"; return the level or -1. */
 int     log_level_parse(const char *name);

@@ -4,7 +4,9 @@
  * signals.  The main thread owns the signals (every other thread blocks
  * them): SIGTERM or SIGINT drains the pool (no new connections, running
  * jobs get --grace-ms to finish, then are cancelled with "shutdown"), a
- * second one cancels at once; SIGHUP reopens the access log.
+ * second one cancels at once; SIGHUP reloads (reload()): it reads the
+ * configuration file again, as -t does, and makes it the next generation
+ * (generation.c) if it is good, and reopens the logs.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "generation.h"
 #include "handlers/handlers.h"
 #include "listen.h"
 #include "accesslog.h"
@@ -234,6 +237,55 @@ print_cause(const struct options *o, const char *what, char *cause)
 }
 
 /*
+ * Apply the options given to the configuration cfg read from the file (or
+ * the defaults), and check what no single key can.  Return 0, or -1 with
+ * *cause set (caller frees; NULL if memory ran out) to the message.
+ */
+static int
+apply_options(const struct options *o, struct config *cfg, char **cause)
+{
+    char *why = NULL;
+    int   n;
+
+    *cause = NULL;
+    if (o->listen != NULL) {
+        if (config_check_listen(o->listen, &why) != 0) {
+            n = asprintf(cause, "fcgi-cancel: --listen %s: %s", o->listen,
+                why);
+            free(why);
+            if (n < 0)
+                *cause = NULL;
+            return -1;
+        }
+        free(cfg->listen);
+        if ((cfg->listen = strdup(o->listen)) == NULL)
+            return -1;
+    }
+    if (o->workers >= 0)
+        cfg->workers = o->workers;
+    if (o->grace_ms >= 0)
+        cfg->grace_ms = o->grace_ms;
+    if (o->max_body_bytes >= 0)
+        cfg->max_body_bytes = o->max_body_bytes;
+    if (o->read_timeout_ms >= 0)
+        cfg->read_timeout_ms = o->read_timeout_ms;
+    if (o->stack_kb >= 0)
+        cfg->worker_stack_kb = o->stack_kb;
+    if (o->log_level >= 0)
+        cfg->log_level = o->log_level;
+    if (config_check_access(cfg, &why) != 0) {
+        n = asprintf(cause, "%s%s%s", o->config != NULL ? o->config : "",
+            o->config != NULL ? ": " : "fcgi-cancel: ",
+            why != NULL ? why : "out of memory");
+        free(why);
+        if (n < 0)
+            *cause = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Build the configuration: the file (or the defaults), then the options.
  * The file's modules are not loaded yet (load_modules() does that, after
  * the privilege drop); its text is kept in *src for that.  Return 0, or -1
@@ -259,35 +311,181 @@ load_config(const struct options *o, struct config *cfg,
         fprintf(stderr, "fcgi-cancel: out of memory\n");
         return -1;
     }
-    if (o->listen != NULL) {
-        if (config_check_listen(o->listen, &cause) != 0) {
-            fprintf(stderr, "fcgi-cancel: --listen %s: %s\n", o->listen,
-                cause);
-            free(cause);
-            return -1;
-        }
-        free(cfg->listen);
-        if ((cfg->listen = strdup(o->listen)) == NULL)
-            return -1;
+    if (apply_options(o, cfg, &cause) != 0) {
+        fprintf(stderr, "%s\n", cause != NULL ? cause : "out of memory");
+        free(cause);
+        return -1;
     }
-    if (o->workers >= 0)
-        cfg->workers = o->workers;
-    if (o->grace_ms >= 0)
-        cfg->grace_ms = o->grace_ms;
-    if (o->max_body_bytes >= 0)
-        cfg->max_body_bytes = o->max_body_bytes;
-    if (o->read_timeout_ms >= 0)
-        cfg->read_timeout_ms = o->read_timeout_ms;
-    if (o->stack_kb >= 0)
-        cfg->worker_stack_kb = o->stack_kb;
-    if (o->log_level >= 0)
-        cfg->log_level = o->log_level;
-    if (config_check_access(cfg, &cause) != 0 ||
-        check_names(cfg, &cause) != 0) {
+    if (check_names(cfg, &cause) != 0) {
         print_cause(o, "", cause);
         return -1;
     }
     return 0;
+}
+
+/* What a reload found changed, for its log line. */
+struct reload_note {
+    char    text[512];      /* ", KEY" for each key, routes +/- */
+    size_t  len;
+};
+
+/* Append ", what s" to the note (truncated with "..." when full). */
+static void
+note_add(struct reload_note *n, const char *what, const char *s)
+{
+    int k;
+
+    if (n->len >= sizeof n->text - 4)
+        return;
+    k = snprintf(n->text + n->len, sizeof n->text - n->len, ", %s%s",
+        what, s);
+    if (k < 0 || (size_t)k >= sizeof n->text - n->len) {
+        memcpy(n->text + sizeof n->text - 4, "...", 4);
+        n->len = sizeof n->text;
+        return;
+    }
+    n->len += (size_t)k;
+}
+
+/* A config_change_cb: note the key, or log that it needs a restart. */
+static void
+reload_changed(void *arg, const char *key, int restart)
+{
+    if (restart)
+        log_warnx("reload: %s changed: needs a restart (left as it was)",
+            key);
+    else
+        note_add(arg, "", key);
+}
+
+/* Are two strings (either may be NULL) the same? */
+static int
+str_same(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Is there a route with path (and prefix) in r? */
+static int
+route_in(const struct router *r, const struct route *rt)
+{
+    size_t i;
+
+    for (i = 0; i < r->n; i++) {
+        if (r->routes[i].prefix == rt->prefix &&
+            strcmp(r->routes[i].path, rt->path) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Note the routes of b that a has not ("+/x"), and those gone ("-/y"). */
+static void
+note_routes(struct reload_note *n, const struct router *a,
+    const struct router *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        if (!route_in(a, &b->routes[i]))
+            note_add(n, "route +", b->routes[i].path);
+    }
+    for (i = 0; i < a->n; i++) {
+        if (!route_in(b, &a->routes[i]))
+            note_add(n, "route -", a->routes[i].path);
+    }
+}
+
+/*
+ * Apply the log settings of next (NULL: none, the ones in force stay; the
+ * current ones are cur's): the level, and the access log, opened anew if
+ * its file or format changed, else reopened (after logrotate).  Return 0,
+ * or -1 (logged) if the new access log cannot be opened: nothing changed
+ * then (the old one was not reopened either).
+ */
+static int
+reload_logs(const struct config *next, const struct config *cur)
+{
+    if (next != NULL &&
+        (next->access_log_format != cur->access_log_format ||
+        !str_same(next->access_log, cur->access_log))) {
+        if (accesslog_open(next->access_log,
+            (enum accesslog_format)next->access_log_format) != 0) {
+            log_error("reload: access_log: %s", next->access_log != NULL ?
+                next->access_log : "stderr");
+            return -1;
+        }
+        log_info("SIGHUP: access log opened anew: %s (%s)",
+            next->access_log != NULL ? next->access_log : "stderr",
+            accesslog_format_names[next->access_log_format]);
+    } else if (accesslog_reopen() != 0) {
+        log_warn("SIGHUP: cannot reopen the access log");
+    } else {
+        log_info("SIGHUP: logs reopened");
+    }
+    if (next != NULL)
+        log_level = next->log_level;
+    return 0;
+}
+
+/*
+ * SIGHUP.  Without a configuration file, reopen the logs.  With one, read
+ * it again with the code -t runs (config_load(): the modules are loaded
+ * now, as the user the server is), apply the options, and if all is well
+ * make it the next generation: requests that start from now on use it,
+ * those running finish with theirs.  Keys that need a restart keep their
+ * value (logged); a bad file is refused with -t's message and the current
+ * generation goes on serving.
+ */
+static void
+reload(const struct options *o)
+{
+    struct reload_note  note = { .len = 0 };
+    struct generation  *cur, *g;
+    struct config       next;
+    char               *cause = NULL;
+    uint64_t            n;
+
+    if (o->config == NULL) {
+        reload_logs(NULL, NULL);
+        log_info("reload: no configuration file (-c) to read again");
+        return;
+    }
+    cur = gen_get();
+    config_init(&next);
+    if (config_load(&next, o->config, &cause) != 0 ||
+        apply_options(o, &next, &cause) != 0 ||
+        config_compare(&next, &cur->cfg, reload_changed, &note) != 0) {
+        log_errorx("reload: refused, generation %llu goes on serving: %s",
+            (unsigned long long)cur->number,
+            cause != NULL ? cause : "out of memory");
+        reload_logs(NULL, NULL);
+        goto out;
+    }
+    note_routes(&note, &cur->cfg.routes, &next.routes);
+    if ((g = gen_new(&next, &cause)) == NULL) {
+        log_errorx("reload: refused, generation %llu goes on serving: %s",
+            (unsigned long long)cur->number,
+            cause != NULL ? cause : "out of memory");
+        reload_logs(NULL, NULL);
+        goto out;
+    }
+    if (reload_logs(&g->cfg, &cur->cfg) != 0) {
+        log_errorx("reload: refused, generation %llu goes on serving",
+            (unsigned long long)cur->number);
+        gen_put(g);             /* never published: freed here */
+        reload_logs(NULL, NULL);
+        goto out;
+    }
+    n = gen_publish(g);
+    log_info("reload: generation %llu: %zu routes; %s%s",
+        (unsigned long long)n, g->cfg.routes.n,
+        note.len > 0 ? "changed: " : "nothing changed",
+        note.len > 0 ? note.text + 2 : "");
+out:
+    free(cause);
+    config_free(&next);
+    gen_put(cur);
 }
 
 /*
@@ -433,8 +631,11 @@ main(int argc, char **argv)
     fc_token           *server_tok;
     sigset_t            set;
     struct config_source *src = NULL;
+    struct generation  *gen;
     char               *cause = NULL, *unix_path = NULL;
     int                 lfd, sig, again = 0, busy;
+    size_t              nroutes;
+    long                grace_ms;
 
     log_init();
     if (parse_options(argc, argv, &o) != 0)
@@ -510,22 +711,28 @@ main(int argc, char **argv)
         goto fail_listen;
     }
     pc.workers = (int)cfg.workers;
-    pc.max_body_bytes = (size_t)cfg.max_body_bytes;
-    pc.read_timeout_ms = cfg.read_timeout_ms;
-    pc.max_params_bytes = (size_t)cfg.max_params_bytes;
-    pc.write_timeout_ms = cfg.write_timeout_ms;
     pc.stack_size = (size_t)cfg.worker_stack_kb * 1024;
-    pc.allowed_clients = cfg.allowed_clients;
-    if ((pool = pool_new(lfd, &pc, &cfg.routes, server_tok, &cause)) ==
-        NULL) {
+    nroutes = cfg.routes.n;
+    /* The configuration becomes generation 1 (cfg is left empty). */
+    if ((gen = gen_new(&cfg, &cause)) == NULL) {
         fprintf(stderr, "fcgi-cancel: %s\n", cause);
         free(cause);
         token_unref(server_tok);
         goto fail_listen;
     }
-    log_info("fcgi-cancel %s serving on %s with %d workers, %zu routes",
-        PACKAGE_VERSION, cfg.listen != NULL ? cfg.listen :
-        (lfd == 0 ? "fd 0" : "fd 3"), pc.workers, cfg.routes.n);
+    gen_publish(gen);
+    if ((pool = pool_new(lfd, &pc, server_tok, &cause)) == NULL) {
+        fprintf(stderr, "fcgi-cancel: %s\n", cause);
+        free(cause);
+        token_unref(server_tok);
+        gen_shutdown();
+        goto fail_listen;
+    }
+    log_info("fcgi-cancel %s serving on %s with %d workers, %zu routes, "
+        "configuration generation %llu", PACKAGE_VERSION,
+        gen->cfg.listen != NULL ? gen->cfg.listen :
+        (lfd == 0 ? "fd 0" : "fd 3"), pc.workers, nroutes,
+        (unsigned long long)gen->number);
 
     notify_ready();
     for (;;) {
@@ -539,10 +746,7 @@ main(int argc, char **argv)
         tick.tv_nsec = ms % 1000 * 1000000L;
         sig = sigtimedwait(&set, NULL, &tick);
         if (sig == SIGHUP) {
-            if (accesslog_reopen() != 0)
-                log_warn("SIGHUP: cannot reopen the access log");
-            else
-                log_info("SIGHUP: logs reopened");
+            reload(&o);
             continue;
         }
         if (sig == SIGTERM || sig == SIGINT)
@@ -550,13 +754,16 @@ main(int argc, char **argv)
     }
 
     notify_stopping();
+    gen = gen_get();        /* grace_ms may have changed with a reload */
+    grace_ms = gen->cfg.grace_ms;
+    gen_put(gen);
     log_info("%s: draining, %d busy, grace %ld ms",
-        sig == SIGTERM ? "SIGTERM" : "SIGINT", pool_busy(pool), cfg.grace_ms);
+        sig == SIGTERM ? "SIGTERM" : "SIGINT", pool_busy(pool), grace_ms);
     pool_drain(pool);
     close(lfd);
     if (unix_path != NULL)
         unlink(unix_path);
-    if (wait_idle(pool, &set, cfg.grace_ms, 1, &again) != 0) {
+    if (wait_idle(pool, &set, grace_ms, 1, &again) != 0) {
         log_info("%s: cancelling %d jobs with reason shutdown",
             again ? "signal repeated" : "grace period over", pool_busy(pool));
         token_cancel(server_tok, FC_SHUTDOWN);
@@ -570,6 +777,7 @@ main(int argc, char **argv)
     }
     pool_free(pool);
     token_unref(server_tok);
+    gen_shutdown();         /* the last generation, and its modules */
     config_free(&cfg);
     accesslog_close();
     free(unix_path);

@@ -25,6 +25,13 @@
  *
  * At accept, a TCP peer not in allowed_clients is closed (allow.c), and
  * SO_SNDTIMEO = write_timeout_ms bounds each blocking write of a response.
+ * Those two, the size limits and read_timeout_ms are the current
+ * configuration generation's (generation.c), so a reload applies to them
+ * at once: a worker takes a reference to it while it accepts, and another
+ * while it reads a connection (from taking it until it gives it back or
+ * closes it, renewed after each request if a reload came meanwhile, so
+ * that a busy kept connection does not keep an old generation alive); a
+ * read deadline is set with that generation's read_timeout_ms.
  * Serving a whole request (route, token, watcher, handler, the end of the
  * response, accounting) is serve.c's, on the worker's thread, with the
  * worker's watcher slot and output stream; it returns a verdict on the
@@ -60,6 +67,7 @@
 #include <fcntl.h>
 
 #include "allow.h"
+#include "generation.h"
 #include "log.h"
 #include "pool.h"
 #include "proto.h"
@@ -83,6 +91,8 @@ struct conn {
     _Atomic int      expired;       /* shut down by its read deadline */
     uint64_t         t_first;       /* first byte of the request */
     uint64_t         deadline;      /* of the read; owner only */
+    long             read_timeout_ms;/* of the generation its owner holds
+                                       (owner only) */
     struct conn     *prev, *next;   /* p->waiting (mtx) */
     struct conn     *dprev, *dnext; /* p->deadlines (mtx) */
     struct proto_req rq;            /* the request being read */
@@ -94,17 +104,16 @@ struct worker {
     int              slot;
     pthread_t        thread;
     unsigned char   *scratch;       /* READ_CHUNK bytes */
+    struct generation *gen;         /* held while it reads a connection */
     struct proto_out out;
 };
 
 struct pool {
-    struct allow        *allow;
     int                  epfd;
     int                  lfd;
     int                  quitfd;
     int                  timerfd;
     struct pool_config   cfg;
-    struct proto_limits  limits;
     struct watcher      *watcher;
     struct serve        *serve;
     struct worker       *workers;
@@ -163,7 +172,7 @@ deadline_unlink(struct pool *p, struct conn *c)
 static void
 deadline_add(struct pool *p, struct conn *c)
 {
-    c->deadline = c->t_first + (uint64_t)p->cfg.read_timeout_ms * 1000000u;
+    c->deadline = c->t_first + (uint64_t)c->read_timeout_ms * 1000000u;
     c->dnext = NULL;
     c->dprev = p->deadlines_tail;
     if (p->deadlines_tail != NULL)
@@ -238,7 +247,7 @@ conn_close(struct pool *p, struct conn *c)
         atomic_fetch_add_explicit(&stats.read_timeouts, 1,
             memory_order_relaxed);
         log_info("pool: connection closed: request not read whole within "
-            "read_timeout_ms (%ld ms)", p->cfg.read_timeout_ms);
+            "read_timeout_ms (%ld ms)", c->read_timeout_ms);
     }
     conn_destroy(c);
 }
@@ -261,7 +270,7 @@ conn_wait(struct pool *p, struct conn *c, uint32_t events)
         conn_close(p, c);
         return;
     }
-    if (c->mid && c->deadline == 0 && p->cfg.read_timeout_ms > 0)
+    if (c->mid && c->deadline == 0 && c->read_timeout_ms > 0)
         deadline_add(p, c);
     /* Not EPOLLRDHUP with EPOLLOUT: a peer that half-closed and does not
      * read would wake a worker again and again until the deadline. */
@@ -351,8 +360,10 @@ pool_accept(struct pool *p)
     struct sockaddr_storage sa;
     socklen_t               salen = sizeof sa;
     struct timeval          tv;
+    struct generation      *g;
     struct conn            *c;
-    int                     fd, err, one = 1;
+    int                     fd, err, one = 1, allowed;
+    long                    wto;
     uint64_t                now;
 
     /* See Locking: either pool_drain() sees us and waits, or we see it. */
@@ -393,14 +404,18 @@ pool_accept(struct pool *p)
         }
         return NULL;
     }
-    if (!allow_check(p->allow, &sa)) {
+    g = gen_get();
+    allowed = allow_check(g->allow, &sa);
+    wto = g->cfg.write_timeout_ms;
+    gen_put(g);
+    if (!allowed) {
         close(fd);
         return NULL;
     }
     /* Reads never block (MSG_DONTWAIT); writes block, this long at most. */
-    if (p->cfg.write_timeout_ms > 0) {
-        tv.tv_sec = p->cfg.write_timeout_ms / 1000;
-        tv.tv_usec = (p->cfg.write_timeout_ms % 1000) * 1000;
+    if (wto > 0) {
+        tv.tv_sec = wto / 1000;
+        tv.tv_usec = (wto % 1000) * 1000;
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     }
     if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
@@ -435,6 +450,11 @@ worker_request(struct worker *wk, struct conn *c)
     }
     verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, &c->rq,
         &c->pending);
+    if (wk->gen->number != gen_number()) {
+        gen_put(wk->gen);               /* the next request reads with */
+        wk->gen = gen_get();            /* the limits of a reload */
+        c->read_timeout_ms = wk->gen->cfg.read_timeout_ms;
+    }
     /* Bytes already read belong to the next request. */
     c->mid = c->pending.len > 0;
     c->t_first = now_ns();
@@ -451,11 +471,12 @@ worker_request(struct worker *wk, struct conn *c)
 
 /*
  * Read connection c, which this worker owns, without blocking, and serve
- * the requests that are whole; give it back to the epoll set when it has
- * nothing more to read (or no room for the replies), or close it.
+ * the requests that are whole, with the limits of the worker's generation;
+ * give it back to the epoll set when it has nothing more to read (or no
+ * room for the replies), or close it.
  */
 static void
-worker_serve(struct worker *wk, struct conn *c)
+worker_read(struct worker *wk, struct conn *c)
 {
     struct pool      *p = wk->pool;
     enum proto_result res;
@@ -466,8 +487,8 @@ worker_serve(struct worker *wk, struct conn *c)
     for (;;) {
         /* The read deadline, also for a peer that sends without pause
          * (the timer only sees connections that wait). */
-        if (c->mid && p->cfg.read_timeout_ms > 0 && now_ns() -
-            c->t_first > (uint64_t)p->cfg.read_timeout_ms * 1000000u) {
+        if (c->mid && c->read_timeout_ms > 0 && now_ns() -
+            c->t_first > (uint64_t)c->read_timeout_ms * 1000000u) {
             atomic_store(&c->expired, 1);
             conn_close(p, c);
             return;
@@ -494,7 +515,7 @@ worker_serve(struct worker *wk, struct conn *c)
             }
         }
         if (c->pending.len > 0) {
-            res = proto_feed(&c->rq, &p->limits,
+            res = proto_feed(&c->rq, &wk->gen->limits,
                 (const unsigned char *)c->pending.data, c->pending.len, &used);
             buf_consume(&c->pending, used);
             if (res == PROTO_READY) {
@@ -548,6 +569,20 @@ worker_serve(struct worker *wk, struct conn *c)
         conn_close(p, c);
         return;
     }
+}
+
+/*
+ * worker_read() under a reference to the current generation, held until
+ * the connection is given back or closed.
+ */
+static void
+worker_serve(struct worker *wk, struct conn *c)
+{
+    wk->gen = gen_get();
+    c->read_timeout_ms = wk->gen->cfg.read_timeout_ms;
+    worker_read(wk, c);
+    gen_put(wk->gen);
+    wk->gen = NULL;
 }
 
 /*
@@ -615,8 +650,8 @@ worker_main(void *arg)
 }
 
 struct pool *
-pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
-    fc_token *server_tok, char **cause)
+pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
+    char **cause)
 {
     struct pool        *p;
     struct epoll_event  ev;
@@ -631,16 +666,10 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     p->cfg = *cfg;
     p->lfd = lfd;
     p->epfd = p->quitfd = p->timerfd = -1;
-    p->limits.max_params = cfg->max_params_bytes;
-    p->limits.max_body = cfg->max_body_bytes;
-    p->limits.max_reqs = cfg->workers;
-    p->cfg.allowed_clients = NULL;      /* parsed below; not kept */
     xmutex_init(&p->mtx);
     pthread_cond_init(&p->drained, NULL);
     stats_init(cfg->workers);
 
-    if ((p->allow = allow_new(cfg->allowed_clients, cause)) == NULL)
-        goto fail_cause;
     if ((flags = fcntl(lfd, F_GETFL)) < 0 ||
         fcntl(lfd, F_SETFL, flags | O_NONBLOCK) < 0) {
         snprintf(msg, sizeof msg, "listening socket: %s", strerror(errno));
@@ -669,7 +698,7 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     if ((p->watcher = watcher_new(cfg->workers, cause)) == NULL)
         goto fail_cause;
     stats_set_watcher(p->watcher);
-    if ((p->serve = serve_new(router, server_tok, p->watcher)) == NULL) {
+    if ((p->serve = serve_new(server_tok, p->watcher)) == NULL) {
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
     }
@@ -785,6 +814,5 @@ pool_free(struct pool *p)
         close(p->timerfd);
     pthread_cond_destroy(&p->drained);
     xmutex_destroy(&p->mtx);
-    allow_free(p->allow);
     free(p);
 }

@@ -12,30 +12,27 @@
 
 #include "fcgi_cancel.h"
 
-struct router;
-
+/*
+ * What is fixed for the pool's life.  The rest (allowed_clients, the size
+ * limits, the read and write timeouts, the routes) is the current
+ * configuration generation's (generation.h), read as each connection is
+ * accepted and read, and may change with a reload.
+ */
 struct pool_config {
     int         workers;            /* threads */
-    size_t      max_body_bytes;     /* larger bodies get 413 */
-    size_t      max_params_bytes;   /* larger params get 431 */
-    long        read_timeout_ms;    /* bound on reading one request, from
-                                       its first byte; 0: none */
-    long        write_timeout_ms;   /* bound on each blocked write; 0: none */
     size_t      stack_size;         /* worker stack, bytes */
-    char      **allowed_clients;    /* TCP peers allowed (IP addresses,
-                                       NULL-terminated); NULL: any */
 };
 
 struct pool;
 
 /*
  * Start the pool on listening socket lfd (made non-blocking; the pool does
- * not close it).  Request tokens are children of server_tok.  Return the
- * pool, or NULL with *cause set (caller frees).
+ * not close it), with a configuration generation published (gen_publish())
+ * before.  Request tokens are children of server_tok.  Return the pool, or
+ * NULL with *cause set (caller frees).
  */
 struct pool *pool_new(int lfd, const struct pool_config *cfg,
-                 const struct router *router, fc_token *server_tok,
-                 char **cause);
+                 fc_token *server_tok, char **cause);
 
 /*
  * Stop taking new connections and requests: the listening socket leaves the

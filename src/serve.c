@@ -12,7 +12,11 @@
  *      a shutdown cancels it); an FCGI_ABORT_REQUEST that was read together
  *      with the request cancels it at once (proto_classify());
  *   2. a request refused while it was read (proto.c's reject) is answered
- *      413 or 431; else the route is matched (router.c: 404, 405);
+ *      413 or 431; else it takes a reference to the current configuration
+ *      generation (generation.c) and the route is matched in its routes
+ *      (router.c: 404, 405); the reference is dropped when the request has
+ *      ended and been logged, so a reload in the meantime changes nothing
+ *      for it: it runs with the route, options and module it began with;
  *   3. the watcher's slot of this worker is armed with the connection, the
  *      token and the deadline (the route's deadline_ms, shortened by the
  *      param FCGI_CANCEL_DEADLINE_MS), the handler runs on this thread, and
@@ -50,8 +54,9 @@
  * the response's lock taken by trylock).
  *
  * Locking: none of its own.  The server-wide state (struct serve) is fixed
- * once made but for next_id, an atomic; a request's token, response and
- * watcher slot are locked by their modules (token.c, request.c, watcher.c),
+ * once made but for next_id, an atomic; the generation's reference is
+ * lock-free (generation.c); a request's token, response and watcher slot
+ * are locked by their modules (token.c, request.c, watcher.c),
  * never two at once from here.
  */
 #include <stdatomic.h>
@@ -61,6 +66,7 @@
 #include <fcgiapp.h>
 
 #include "accesslog.h"
+#include "generation.h"
 #include "log.h"
 #include "proto.h"
 #include "request.h"
@@ -72,7 +78,6 @@
 #include "watcher.h"
 
 struct serve {
-    const struct router *router;
     fc_token            *server_tok;    /* parent of every request token */
     struct watcher      *watcher;
     _Atomic uint64_t     next_id;       /* the last request number given */
@@ -85,7 +90,10 @@ struct serve_req {
     fc_request      *req;
     fc_response     *resp;
     fc_token        *tok;
-    const struct route *rt;         /* the route matched; NULL: none */
+    struct generation *gen;         /* a reference, from routing to the
+                                       end; NULL: not routed */
+    const struct route *rt;         /* the route matched (in gen); NULL:
+                                       none */
     enum outcome     outcome;
     int              status;        /* for the access log */
     int              keep;          /* the connection is still in step */
@@ -93,14 +101,12 @@ struct serve_req {
 };
 
 struct serve *
-serve_new(const struct router *router, fc_token *server_tok,
-    struct watcher *watcher)
+serve_new(fc_token *server_tok, struct watcher *watcher)
 {
     struct serve *sv;
 
     if ((sv = calloc(1, sizeof *sv)) == NULL)
         return NULL;
-    sv->router = router;
     sv->server_tok = server_tok;
     sv->watcher = watcher;
     return sv;
@@ -195,7 +201,8 @@ serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
     request_set_body(r->req, pr->body.data, pr->body.len);
     pr->body.data = NULL;
     pr->body.len = pr->body.size = 0;
-    if ((rt = router_match(sv->router, fc_request_path(r->req),
+    r->gen = gen_get();
+    if ((rt = router_match(&r->gen->cfg.routes, fc_request_path(r->req),
         fc_request_method(r->req), &status)) == NULL) {
         fc_response_error(r->resp, status, status == 404 ? "not found" :
             "method not allowed");
@@ -301,6 +308,7 @@ serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
     response_free(r.resp);
     request_free(r.req);
     token_unref(r.tok);
+    gen_put(r.gen);         /* the last request of an old one frees it */
     if (r.refused && proto_out_ok(out))
         verdict = SERVE_DISCARD;
     else if (!r.keep || !pr->keep_conn)

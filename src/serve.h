@@ -12,7 +12,6 @@
 #include "fcgi_cancel.h"
 #include "proto.h"
 
-struct router;
 struct watcher;
 struct serve;
 
@@ -25,13 +24,13 @@ enum serve_verdict {
 };
 
 /*
- * Return the server-wide state of serving: requests are routed by router,
- * their tokens are children of server_tok, and they are watched by watcher
- * (the caller keeps all three alive until serve_free()).  NULL if out of
- * memory.
+ * Return the server-wide state of serving: requests are routed by the
+ * current configuration generation (generation.h; one must be published
+ * before the first request), their tokens are children of server_tok, and
+ * they are watched by watcher (the caller keeps both alive until
+ * serve_free()).  NULL if out of memory.
  */
-struct serve       *serve_new(const struct router *router,
-                        fc_token *server_tok, struct watcher *watcher);
+struct serve       *serve_new(fc_token *server_tok, struct watcher *watcher);
 
 /* Free what serve_new() returned; NULL is a no-op. */
 void                serve_free(struct serve *sv);

@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "generation.h"
 #include "handlers/handlers.h"
 #include "handlers/sql.h"
 #include "status.h"
@@ -192,6 +193,9 @@ status_json(void)
     json_object_object_add(root, "stragglers", r);
     /* Per sql route: statements, cancels, the database's stop times. */
     json_object_object_add(root, "sql", sql_status_json());
+    /* The configuration's: 1 at start-up, one more per reload. */
+    json_object_object_add(root, "generation", json_object_new_int64(
+        (int64_t)gen_number()));
     json_object_object_add(root, "uptime_s", json_object_new_int64(
         (int64_t)((now_ns() - stats.start_ns) / 1000000000u)));
     return root;

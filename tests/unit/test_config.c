@@ -1192,6 +1192,41 @@ test_registry(void)
     router_free(&r);
 }
 
+/* A config_change_cb: append "KEY " or "KEY! " (restart) to arg. */
+static void
+note_change(void *arg, const char *key, int restart)
+{
+    strcat(arg, key);
+    strcat(arg, restart ? "! " : " ");
+}
+
+/* config_compare(): the keys that differ, restart ones given back. */
+static void
+test_compare(void)
+{
+    struct config   cur, next;
+    char            seen[256] = "";
+
+    LOAD_OK("{\"listen\": \"unix:/a\", \"log_level\": \"debug\", "
+        "\"workers\": 4, \"socket_mode\": \"0600\"}", &cur);
+    LOAD_OK("{\"listen\": \"unix:/b\", \"log_level\": \"warn\", "
+        "\"workers\": 4, \"socket_mode\": \"0666\", "
+        "\"allowed_clients\": [\"127.0.0.1\"], "
+        "\"routes\": [{\"path\": \"/p\", \"handler\": \"ping\"}]}",
+        &next);
+    CU_ASSERT_EQUAL(config_compare(&next, &cur, note_change, seen), 0);
+    CHECK_STR(seen, "listen! socket_mode! log_level allowed_clients ");
+    CHECK_STR(next.listen, "unix:/a");
+    CU_ASSERT_EQUAL(next.socket_mode, 0600);
+    CU_ASSERT_EQUAL(next.log_level, LOG_LEVEL_WARN);
+    CU_ASSERT_EQUAL(next.routes.n, 1);
+    seen[0] = '\0';
+    CU_ASSERT_EQUAL(config_compare(&next, &next, note_change, seen), 0);
+    CHECK_STR(seen, "");
+    config_free(&cur);
+    config_free(&next);
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static CU_TestInfo load_tests[] = {
@@ -1201,6 +1236,7 @@ static CU_TestInfo load_tests[] = {
     { "nulls and CRLF", test_nulls_and_crlf },
     { "conf/fcgi-cancel.json", test_example_conf },
     { "failed load keeps the config", test_reload },
+    { "config_compare for a reload", test_compare },
     CU_TEST_INFO_NULL
 };
 

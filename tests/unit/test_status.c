@@ -60,6 +60,7 @@ test_status_keys(void)
     CU_ASSERT_EQUAL(jget(root, "workers", "total"), 4);
     CU_ASSERT_EQUAL(jget(root, "workers", "busy"), 0);
     CU_ASSERT_EQUAL(jget(root, "uptime_s", NULL), 0);
+    CU_ASSERT_EQUAL(jget(root, "generation", NULL), 0);  /* none yet */
     CU_ASSERT_EQUAL(jget(root, "cancel_latency", "samples"), 0);
     json_object_put(root);
 }
