@@ -443,6 +443,7 @@ main(int argc, char **argv)
     pc.write_timeout_ms = cfg.write_timeout_ms;
     pc.stack_size = (size_t)cfg.worker_stack_kb * 1024;
     pc.allowed_clients = cfg.allowed_clients;
+    pc.slow_ms = cfg.slow_ms;
     if ((pool = pool_new(lfd, &pc, &cfg.routes, server_tok, &cause)) ==
         NULL) {
         fprintf(stderr, "fcgi-cancel: %s\n", cause);

@@ -61,6 +61,7 @@
 
 #include "allow.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "proto.h"
 #include "serve.h"
@@ -224,6 +225,8 @@ conn_destroy(struct conn *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    atomic_fetch_sub_explicit(&stats.connections_open, 1,
+        memory_order_relaxed);
     proto_free(&c->rq);
     buf_free(&c->pending);
     free(c);
@@ -412,6 +415,8 @@ pool_accept(struct pool *p)
     }
     c->fd = fd;
     atomic_fetch_add_explicit(&stats.connections, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&stats.connections_open, 1,
+        memory_order_relaxed);
     return c;
 }
 
@@ -638,6 +643,10 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     xmutex_init(&p->mtx);
     pthread_cond_init(&p->drained, NULL);
     stats_init(cfg->workers);
+    if (metrics_init(router, cfg->workers) != 0) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
 
     if ((p->allow = allow_new(cfg->allowed_clients, cause)) == NULL)
         goto fail_cause;
@@ -669,7 +678,8 @@ pool_new(int lfd, const struct pool_config *cfg, const struct router *router,
     if ((p->watcher = watcher_new(cfg->workers, cause)) == NULL)
         goto fail_cause;
     stats_set_watcher(p->watcher);
-    if ((p->serve = serve_new(router, server_tok, p->watcher)) == NULL) {
+    if ((p->serve = serve_new(router, server_tok, p->watcher,
+        cfg->slow_ms)) == NULL) {
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
     }
@@ -771,6 +781,7 @@ pool_free(struct pool *p)
     }
     free(p->workers);
     serve_free(p->serve);
+    metrics_fini();
     stats_set_watcher(NULL);
     watcher_free(p->watcher);
     while ((c = p->waiting) != NULL) {

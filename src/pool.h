@@ -22,6 +22,8 @@ struct pool_config {
                                        its first byte; 0: none */
     long        write_timeout_ms;   /* bound on each blocked write; 0: none */
     size_t      stack_size;         /* worker stack, bytes */
+    long        slow_ms;            /* a slow line for jobs past it, on
+                                       routes without their own; 0: off */
     char      **allowed_clients;    /* TCP peers allowed (IP addresses,
                                        NULL-terminated); NULL: any */
 };

@@ -27,11 +27,13 @@ enum serve_verdict {
 /*
  * Return the server-wide state of serving: requests are routed by router,
  * their tokens are children of server_tok, and they are watched by watcher
- * (the caller keeps all three alive until serve_free()).  NULL if out of
- * memory.
+ * (the caller keeps all three alive until serve_free()); a job of a route
+ * without slow_ms of its own gets a slow line after slow_ms (0: none).
+ * NULL if out of memory.
  */
 struct serve       *serve_new(const struct router *router,
-                        fc_token *server_tok, struct watcher *watcher);
+                        fc_token *server_tok, struct watcher *watcher,
+                        long slow_ms);
 
 /* Free what serve_new() returned; NULL is a no-op. */
 void                serve_free(struct serve *sv);

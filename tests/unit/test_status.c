@@ -50,7 +50,7 @@ test_status_keys(void)
     size_t       i;
 
     stats_init(4);
-    root = status_json();
+    root = status_json(0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(root);
     for (i = 0; i < sizeof requests / sizeof requests[0]; i++)
         CU_ASSERT_EQUAL(jget(root, "requests", requests[i]), 0);
@@ -90,7 +90,7 @@ test_status_counters(void)
     stats_cancel_latency(2500000);
     stats_cancel_latency(500000);
 
-    root = status_json();
+    root = status_json(0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(root);
     CU_ASSERT_EQUAL(jget(root, "requests", "accepted"), 9);
     CU_ASSERT_EQUAL(jget(root, "requests", "completed"), 2);
@@ -110,7 +110,7 @@ test_status_counters(void)
 
     /* stats_init() starts again from zero. */
     stats_init(2);
-    root = status_json();
+    root = status_json(0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(root);
     CU_ASSERT_EQUAL(jget(root, "requests", "cancelled"), 0);
     CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "client_gone"), 0);
