@@ -16,6 +16,8 @@
 #   t_stop_lighttpd
 #   t_start_apache [EXTRA_DIRECTIVES]      conf/apache.conf
 #   t_start_nginx_upstream SOCK1 SOCK2     conf/nginx-upstream.conf
+#   t_start_nginx_snippet                  conf/nginx.conf
+#   t_check_local_only URL                 /status, /metrics: local only
 #   t_start_instance N ARGS...             another fcgi-cancel, $T/fcgiN.sock
 #   t_instance_status SOCK [JQ_PATH]       /status of one instance, directly
 #   t_http_after_accept [-c MS|-r MS] [-t MS] HOST PORT PATH
@@ -313,7 +315,7 @@ Group root"
         _t_check_worker_access daemon
     fi
     # Modules that may be compiled in are loaded only if they are not.
-    for m in mpm_event unixd authz_core log_config proxy proxy_fcgi; do
+    for m in mpm_event unixd authz_core authz_host log_config proxy proxy_fcgi; do
         [ -r "$_FE_APACHE_MODULES/mod_$m.so" ] || {
             case $m in unixd|log_config) continue ;; esac
             t_fail "missing $_FE_APACHE_MODULES/mod_$m.so"
@@ -382,6 +384,13 @@ t_start_nginx_upstream() {
         _FE_UPSTREAM_SED+=(-e "s|unix:/run/fcgi-cancel/fcgi-cancel-$i.sock|unix:$s|")
         i=$((i + 1))
     done
+    _fe_nginx_snippet_run _fe_write_upstream_conf
+}
+
+# _fe_nginx_snippet_run WRITE: run nginx with the configuration that WRITE
+# writes around a snippet of conf/, which includes "fastcgi_params" (a
+# copy of Debian's in $T, or lib.sh's list).
+_fe_nginx_snippet_run() {
     if [ "$(id -u)" = 0 ]; then
         _t_check_worker_access nobody
     fi
@@ -390,7 +399,7 @@ t_start_nginx_upstream() {
     else
         _t_fastcgi_params_inline > "$T/fastcgi_params"
     fi
-    _t_nginx_run _fe_write_upstream_conf _t_port_ready_or_dead
+    _t_nginx_run "$1" _t_port_ready_or_dead
 }
 
 # _fe_write_upstream_conf: $T/nginx.conf for t_start_nginx_upstream.
@@ -405,4 +414,56 @@ _fe_write_upstream_conf() {
     _t_nginx_conf "tests/frontends.sh (t_start_nginx_upstream)" \
         "'\$remote_addr [\$time_local] \"\$request\" \$status rt=\$request_time upstream=\$upstream_addr ustatus=\$upstream_status'" \
         "    include $T/nginx-upstream-snippet.conf;"
+}
+
+# ---------------------------------------------------------------------------
+# nginx with conf/nginx.conf
+
+# t_start_nginx_snippet: run nginx with conf/nginx.conf (its server block),
+# its socket replaced by $SERVER_SOCK and its listen port by a free one.
+# Sets NGINX_PID (tracked), NGINX_PORT, NGINX_URL.
+t_start_nginx_snippet() {
+    local src=$top_srcdir/conf/nginx.conf
+    command -v nginx >/dev/null 2>&1 || t_fail "nginx is not installed"
+    [ -r "$src" ] || t_fail "missing $src"
+    grep -q "unix:$_FE_SNIPPET_SOCK;" "$src" ||
+        t_fail "conf/nginx.conf does not pass to unix:$_FE_SNIPPET_SOCK"
+    _fe_nginx_snippet_run _fe_write_snippet_conf
+}
+
+# _fe_write_snippet_conf: $T/nginx.conf for t_start_nginx_snippet.
+_fe_write_snippet_conf() {
+    sed -e "s|unix:$_FE_SNIPPET_SOCK;|unix:$SERVER_SOCK;|" \
+        -e "s|listen 127\.0\.0\.1:8080;|listen 127.0.0.1:$NGINX_PORT;|" \
+        "$top_srcdir/conf/nginx.conf" > "$T/nginx-snippet.conf"
+    _t_nginx_conf "tests/frontends.sh (t_start_nginx_snippet)" \
+        "'\$remote_addr [\$time_local] \"\$request\" \$status rt=\$request_time'" \
+        "    include $T/nginx-snippet.conf;"
+}
+
+# ---------------------------------------------------------------------------
+# /status and /metrics for local clients only
+
+# _fe_code FROM URL: the HTTP status of GET URL from source address FROM.
+_fe_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 --interface "$1" \
+        "$2" || true
+}
+
+# t_check_local_only URL: through the front end at URL, /status,
+# /status?full and /metrics answer 200 to a client on 127.0.0.1 and 403
+# to one on 127.0.0.2, while /ping answers both.  127.0.0.2 stands for a
+# client on another machine: the snippets allow exactly 127.0.0.1 and
+# ::1, not the rest of 127.0.0.0/8, so to them it is not local (and
+# /ping shows that it reaches the server).
+t_check_local_only() {
+    local url=$1 path code
+    for path in /status "/status?full" /metrics; do
+        code=$(_fe_code 127.0.0.1 "$url$path")
+        [ "$code" = 200 ] || t_fail "$path from 127.0.0.1: $code, want 200"
+        code=$(_fe_code 127.0.0.2 "$url$path")
+        [ "$code" = 403 ] || t_fail "$path from 127.0.0.2: $code, want 403"
+    done
+    code=$(_fe_code 127.0.0.2 "$url/ping")
+    [ "$code" = 200 ] || t_fail "/ping from 127.0.0.2: $code, want 200"
 }

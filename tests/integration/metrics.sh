@@ -12,9 +12,11 @@
 #  - slow_ms: one warn line per job past it, and the counter;
 #  - a real Prometheus server scrapes /metrics through nginx (in
 #    OpenMetrics, what it asks for first) and its query API answers the
-#    client_gone counter this test made move.
+#    client_gone counter this test made move;
+#  - conf/nginx.conf lets only local clients reach /status and /metrics.
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/frontends.sh"
 t_setup
 command -v promtool >/dev/null || t_fail "promtool is not installed"
 command -v prometheus >/dev/null || t_fail "prometheus is not installed"
@@ -200,5 +202,11 @@ _prom_has 'fcgi_cancel_cancel_latency_seconds_count{job="fcgi-cancel"}' 3 ||
     t_fail "Prometheus: cancel latency count"
 t_ok "Prometheus scrapes /metrics and answers the client_gone counter: 3"
 t_stop "$PROM_PID"
+
+# ---- conf/nginx.conf: /status and /metrics for local clients only --------
+t_stop "$NGINX_PID"
+t_start_nginx_snippet
+t_check_local_only "$NGINX_URL"
+t_ok "conf/nginx.conf: /status and /metrics answer 127.0.0.1, 403 to 127.0.0.2"
 
 t_ok "metrics"
