@@ -161,7 +161,8 @@ metrics_init(const struct router *router, int workers)
         (nroutes + 1) * sizeof(struct metrics_route);
     size = (size + METRICS_LINE - 1) / METRICS_LINE * METRICS_LINE;
     if ((labels = calloc(nroutes + 1, sizeof *labels)) == NULL ||
-        (blocks = calloc((size_t)workers, sizeof *blocks)) == NULL)
+        (blocks = calloc((size_t)workers,
+        sizeof(struct metrics_worker *))) == NULL)
         goto fail;
     for (i = 0; i < nroutes; i++) {
         const struct route *rt = &router->routes[i];
@@ -431,36 +432,66 @@ metrics_write_handlers(struct expo *e)
     free(hr);
 }
 
+/*
+ * Fill f[0 .. n - 1] with the numeric fields of /proc/self/stat after the
+ * command name: f[0] is field 4 (ppid), so field k is f[k - 4].  Return
+ * how many were read.
+ */
+static size_t
+metrics_proc_stat(unsigned long long *f, size_t n)
+{
+    char        line[1024], *p, *end;
+    size_t      i = 0;
+    FILE       *fp;
+
+    if ((fp = fopen("/proc/self/stat", "r")) == NULL)
+        return 0;
+    if (fgets(line, sizeof line, fp) != NULL &&
+        (p = strrchr(line, ')')) != NULL && p[1] == ' ' && p[2] != '\0') {
+        p += 3;                         /* past ") " and the state */
+        for (; i < n; i++, p = end) {
+            f[i] = strtoull(p, &end, 10);
+            if (end == p)
+                break;
+        }
+    }
+    fclose(fp);
+    return i;
+}
+
+/* Return the boot time in seconds since the epoch (btime), 0 if unknown. */
+static unsigned long long
+metrics_boot_time(void)
+{
+    unsigned long long  t = 0;
+    char                line[256];
+    FILE               *fp;
+
+    if ((fp = fopen("/proc/stat", "r")) == NULL)
+        return 0;
+    while (fgets(line, sizeof line, fp) != NULL) {
+        if (strncmp(line, "btime ", 6) == 0) {
+            t = strtoull(line + 6, NULL, 10);
+            break;
+        }
+    }
+    fclose(fp);
+    return t;
+}
+
 /* The conventional process_* metrics, from /proc/self. */
 static void
 metrics_write_process(struct expo *e)
 {
-    char            line[1024], *p;
-    unsigned long   utime = 0, stime = 0, vsize = 0;
-    unsigned long long start = 0, btime = 0;
-    long            rss = 0, tck = sysconf(_SC_CLK_TCK),
-                    page = sysconf(_SC_PAGESIZE);
-    struct rlimit   rl;
-    struct dirent  *de;
-    FILE           *f;
-    DIR            *d;
-    long            fds = 0;
+    unsigned long long  f[21] = { 0 };  /* fields 4 .. 24 */
+    long                tck = sysconf(_SC_CLK_TCK),
+                        page = sysconf(_SC_PAGESIZE), fds = 0;
+    struct rlimit       rl;
+    struct dirent      *de;
+    DIR                *d;
 
-    if ((f = fopen("/proc/self/stat", "r")) != NULL) {
-        if (fgets(line, sizeof line, f) != NULL &&
-            (p = strrchr(line, ')')) != NULL &&
-            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-            "%lu %lu %*d %*d %*d %*d %*d %*d %llu %lu %ld", &utime, &stime,
-            &start, &vsize, &rss) != 5)
-            utime = stime = vsize = 0;
-        fclose(f);
-    }
-    if ((f = fopen("/proc/stat", "r")) != NULL) {
-        while (fgets(line, sizeof line, f) != NULL &&
-            sscanf(line, "btime %llu", &btime) != 1)
-            continue;
-        fclose(f);
-    }
+    if (metrics_proc_stat(f, nitems(f)) < nitems(f))
+        memset(f, 0, sizeof f);
     if ((d = opendir("/proc/self/fd")) != NULL) {
         while ((de = readdir(d)) != NULL)
             fds += de->d_name[0] != '.';
@@ -468,16 +499,17 @@ metrics_write_process(struct expo *e)
     }
     if (tck <= 0)
         tck = 100;
+    /* utime 14, stime 15, starttime 22, vsize 23, rss 24 (pages). */
     metrics_one(e, "process_cpu_seconds", EXPO_COUNTER,
         "User and system CPU time spent, in seconds.",
-        (double)(utime + stime) / (double)tck);
+        (double)(f[14 - 4] + f[15 - 4]) / (double)tck);
     metrics_one(e, "process_start_time_seconds", EXPO_GAUGE,
         "Start time of the process since the Unix epoch, in seconds.",
-        (double)btime + (double)start / (double)tck);
+        (double)metrics_boot_time() + (double)f[22 - 4] / (double)tck);
     metrics_one(e, "process_resident_memory_bytes", EXPO_GAUGE,
-        "Resident memory size, in bytes.", (double)rss * (double)page);
+        "Resident memory size, in bytes.", (double)f[24 - 4] * (double)page);
     metrics_one(e, "process_virtual_memory_bytes", EXPO_GAUGE,
-        "Virtual memory size, in bytes.", (double)vsize);
+        "Virtual memory size, in bytes.", (double)f[23 - 4]);
     metrics_one(e, "process_open_fds", EXPO_GAUGE,
         "Open file descriptors.", (double)fds);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
