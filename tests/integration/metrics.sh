@@ -9,7 +9,9 @@
 #    comment or a sample of the family above it, and "# EOF" last;
 #  - /status?full lists a running job (route, method, client, elapsed,
 #    not cancelled), with milliseconds at 3 decimals;
-#  - slow_ms: one warn line per job past it, and the counter;
+#  - slow_ms: one warn line per job past it, and the counter; none on a
+#    route whose own slow_ms is 0;
+#  - fcgi_cancel_exec_children counts the exec route's running program;
 #  - a real Prometheus server scrapes /metrics through nginx (in
 #    OpenMetrics, what it asks for first) and its query API answers the
 #    client_gone counter this test made move;
@@ -22,7 +24,19 @@ command -v promtool >/dev/null || t_fail "promtool is not installed"
 command -v prometheus >/dev/null || t_fail "prometheus is not installed"
 
 cat > "$T/conf.json" <<EOF
-{ "slow_ms": 300, "max_body_bytes": 1024, "access_log": "off" }
+{
+    "slow_ms": 300, "max_body_bytes": 1024, "access_log": "off",
+    "routes": [
+        { "path": "/cancel_event", "methods": ["GET", "HEAD"],
+          "handler": "work", "style": "wait" },
+        // A long program, and no slow line for it.
+        { "path": "/sleep", "handler": "exec", "argv": ["/bin/sleep", "30"],
+          "slow_ms": 0 },
+        { "path": "/status", "methods": ["GET", "HEAD"], "handler": "status" },
+        { "path": "/metrics", "methods": ["GET", "HEAD"], "handler": "metrics" },
+        { "path": "/ping", "handler": "ping" },
+    ],
+}
 EOF
 t_start_server -c "$T/conf.json" --workers 4
 t_start_nginx
@@ -202,6 +216,33 @@ _prom_has 'fcgi_cancel_cancel_latency_seconds_count{job="fcgi-cancel"}' 3 ||
     t_fail "Prometheus: cancel latency count"
 t_ok "Prometheus scrapes /metrics and answers the client_gone counter: 3"
 t_stop "$PROM_PID"
+
+# ---- an exec route: its running program, and its own slow_ms 0 -----------
+scrape() {
+    curl -s --max-time 10 "$NGINX_URL/metrics" > "$T/m.txt"
+}
+children_are() {
+    scrape
+    [ "$(metric 'fcgi_cancel_exec_children{route="/sleep"}')" = "$1" ]
+}
+sleep_ran_ms() {
+    curl -s --max-time 10 "$NGINX_URL/status?full" |
+        jq -e "[.jobs[] | select(.route == \"/sleep\" and .elapsed_ms >= $1)]
+            | length == 1" > /dev/null
+}
+children_are 0 || t_fail "exec children before: $(metric 'fcgi_cancel_exec_children{route="/sleep"}')"
+curl -s -o /dev/null --max-time 30 "$NGINX_URL/sleep" &
+spid=$!
+t_track "$spid"
+t_wait_for 5000 children_are 1 ||
+    t_fail "exec children while /sleep runs: $(metric 'fcgi_cancel_exec_children{route="/sleep"}')"
+t_wait_for 5000 sleep_ran_ms 600 || t_fail "/sleep not listed past 600 ms"
+! t_log_has ' slow route=/sleep ' || t_fail "a slow line for /sleep (slow_ms 0)"
+t_stop "$spid"
+t_wait_for 5000 children_are 0 ||
+    t_fail "exec children after the client left: $(metric 'fcgi_cancel_exec_children{route="/sleep"}')"
+want 'fcgi_cancel_requests_total{route="/sleep",outcome="cancelled",reason="client_gone"}' 1
+t_ok "exec: fcgi_cancel_exec_children 0, 1 while it runs, 0 once cancelled; no slow line (route slow_ms 0)"
 
 # ---- conf/nginx.conf: /status and /metrics for local clients only --------
 t_stop "$NGINX_PID"

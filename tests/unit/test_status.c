@@ -118,6 +118,34 @@ test_status_counters(void)
     json_object_put(root);
 }
 
+/* Milliseconds at 3 decimals; "jobs" only when asked for (?full). */
+static void
+test_status_precision_full(void)
+{
+    json_object *root, *jobs;
+    const char  *text;
+
+    stats_init(1);
+    stats_cancel_latency(87000);            /* 0.087 ms */
+    stats_cancel_latency(2500000);
+    root = status_json(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"p50_ms\":0.087,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"max_ms\":2.500"));
+    CU_ASSERT_PTR_NULL(strstr(text, "0.08699"));
+    CU_ASSERT_FALSE(json_object_object_get_ex(root, "jobs", NULL));
+    CU_ASSERT_EQUAL(jget(root, "slow", NULL), 0);
+    CU_ASSERT_EQUAL(jget(root, "connections_open", NULL), 0);
+    json_object_put(root);
+    root = status_json(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    CU_ASSERT_FATAL(json_object_object_get_ex(root, "jobs", &jobs));
+    CU_ASSERT(json_object_is_type(jobs, json_type_array));
+    CU_ASSERT_EQUAL(json_object_array_length(jobs), 0);    /* no watcher */
+    json_object_put(root);
+}
+
 /* The /status handler answers the same document as JSON. */
 static void
 test_status_handler(void)
@@ -153,6 +181,7 @@ test_status_handler(void)
 static CU_TestInfo status_tests[] = {
     { "documented keys", test_status_keys },
     { "stats_end moves the right counters", test_status_counters },
+    { "3 decimals, ?full", test_status_precision_full },
     { "status handler", test_status_handler },
     CU_TEST_INFO_NULL
 };
