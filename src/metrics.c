@@ -165,13 +165,8 @@ metrics_init(const struct router *router, int workers)
         sizeof(struct metrics_worker *))) == NULL)
         goto fail;
     for (i = 0; i < nroutes; i++) {
-        const struct route *rt = &router->routes[i];
-
-        if (asprintf(&labels[i], "%s%s", rt->path, rt->prefix ? "*" : "") <
-            0) {
-            labels[i] = NULL;
+        if ((labels[i] = strdup(router->routes[i].name)) == NULL)
             goto fail;
-        }
     }
     if ((labels[nroutes] = strdup("none")) == NULL)
         goto fail;

@@ -65,8 +65,10 @@ router_add(struct router *r, const char *path, unsigned meth,
     } else {
         rt->path = strdup(path);
     }
-    if (rt->path == NULL)
+    if (rt->path == NULL || (rt->name = strdup(path)) == NULL) {
+        free(rt->path);
         return NULL;
+    }
     rt->methods = meth;
     rt->slow_ms = -1;
     rt->handler_name = handler_name;
@@ -312,6 +314,7 @@ router_free(struct router *r)
 
     for (i = 0; i < r->n; i++) {
         free(r->routes[i].path);
+        free(r->routes[i].name);
         if (r->routes[i].def != NULL)
             handler_opts_free(r->routes[i].def, r->routes[i].data);
         else if (r->routes[i].data_free != NULL)

@@ -28,6 +28,9 @@ struct handler_def;
 
 struct route {
     char           *path;           /* "/x", or "/prefix/" when prefix */
+    char           *name;           /* the path as written (a prefix with
+                                       its star): the route in metric
+                                       labels, /status?full, slow lines */
     int             prefix;
     unsigned        methods;
     const char     *handler_name;   /* "work", "status", ... */

@@ -217,7 +217,7 @@ serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
         .fd = fd, .reqid = (int)pr->id, .id = r->id, .tok = r->tok,
         .deadline_ns = serve_deadline(rt, pr->envp, r->t0),
         .resp = r->resp, .probe_ms = rt->probe_ms,
-        .route = rt->path, .method = fc_request_method(r->req),
+        .route = rt->name, .method = fc_request_method(r->req),
         .client = fc_request_param(r->req, "REMOTE_ADDR"),
         .start_ns = r->t0,
         .slow_ns = slow > 0 ? r->t0 + (uint64_t)slow * 1000000u : 0

@@ -50,8 +50,10 @@
  * request is recognised and dropped.
  *
  * Locking: `mtx` protects the slots and `timer_next`.  It is taken by the
- * workers (arm, disarm) and by the watcher thread; nothing else is locked
- * while it is held except by token_ref().
+ * workers (arm, disarm), by the watcher thread, and by watcher_jobs() for
+ * /status (whose callback copies what it lists, and blocks on nothing);
+ * nothing else is locked while it is held except by token_ref() and the
+ * probe's trylock.
  */
 #include <errno.h>
 #include <pthread.h>

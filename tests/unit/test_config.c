@@ -323,6 +323,7 @@ test_full_file(void)
 
     rt = &c.routes.routes[0];
     CHECK_STR(rt->path, "/jobs/");
+    CHECK_STR(rt->name, "/jobs/*");
     CU_ASSERT_EQUAL(rt->prefix, 1);
     CU_ASSERT_EQUAL(rt->methods, METHOD_POST | METHOD_PUT);
     CHECK_STR(rt->handler_name, "work");
