@@ -41,6 +41,7 @@ struct config {
     int             log_level;      /* enum log_level; LOG_LEVEL_INFO */
     char           *access_log;     /* NULL: stderr; "off": none; a path */
     int             access_log_format;/* enum accesslog_format; default */
+    long            slow_ms;        /* 0..86400000; 0 (off) */
     char           *user;           /* NULL: stay who we are */
     char           *group;          /* NULL: the user's group */
     char          **allowed_clients;/* NULL-terminated IP addresses, or NULL */

@@ -69,6 +69,7 @@
 #include "allow.h"
 #include "generation.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "proto.h"
 #include "serve.h"
@@ -233,6 +234,8 @@ conn_destroy(struct conn *c)
 {
     if (c->fd >= 0)
         close(c->fd);
+    atomic_fetch_sub_explicit(&stats.connections_open, 1,
+        memory_order_relaxed);
     proto_free(&c->rq);
     buf_free(&c->pending);
     free(c);
@@ -427,6 +430,8 @@ pool_accept(struct pool *p)
     }
     c->fd = fd;
     atomic_fetch_add_explicit(&stats.connections, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&stats.connections_open, 1,
+        memory_order_relaxed);
     return c;
 }
 
@@ -669,6 +674,10 @@ pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
     xmutex_init(&p->mtx);
     pthread_cond_init(&p->drained, NULL);
     stats_init(cfg->workers);
+    if (metrics_init(cfg->workers) != 0) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
 
     if ((flags = fcntl(lfd, F_GETFL)) < 0 ||
         fcntl(lfd, F_SETFL, flags | O_NONBLOCK) < 0) {
@@ -800,6 +809,7 @@ pool_free(struct pool *p)
     }
     free(p->workers);
     serve_free(p->serve);
+    metrics_fini();
     stats_set_watcher(NULL);
     watcher_free(p->watcher);
     while ((c = p->waiting) != NULL) {

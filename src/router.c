@@ -4,7 +4,8 @@
  * in order; the first match wins.
  *
  * It also builds a route from its JSON object: the keys that every route
- * has (path, methods, handler, deadline_ms, probe_ms) are read here, on
+ * has (path, methods, handler, deadline_ms, probe_ms, slow_ms) are read
+ * here, on
  * the config_keys engine, and only here; the rest of the object goes to
  * the handler the route names, through the registry (handler_opts_new()),
  * which rejects the keys that neither knows.  The default routes come
@@ -18,6 +19,7 @@
 #include "config_keys.h"
 #include "handlers/handlers.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 #include "util.h"
 
@@ -64,9 +66,13 @@ router_add(struct router *r, const char *path, unsigned meth,
     } else {
         rt->path = strdup(path);
     }
-    if (rt->path == NULL)
+    if (rt->path == NULL || (rt->name = strdup(path)) == NULL) {
+        free(rt->path);
         return NULL;
+    }
     rt->methods = meth;
+    rt->slow_ms = -1;
+    rt->metrics_id = metrics_route_id(rt->name);
     rt->handler_name = handler_name;
     rt->fn = fn;
     rt->data = data;
@@ -115,6 +121,7 @@ struct route_common {
     char       *handler;
     long        deadline_ms;    /* 0: none */
     long        probe_ms;       /* 0: none */
+    long        slow_ms;        /* 0: none; -1: the server's */
 };
 
 static int check_route_path(const char *, char **);
@@ -134,6 +141,9 @@ static const struct config_key route_keys[] = {
     { .name = "probe_ms", .type = CONFIG_INT,
       .offset = offsetof(struct route_common, probe_ms),
       .min = CONFIG_PROBE_MS_MIN, .max = CONFIG_PROBE_MS_MAX, .def = 0 },
+    { .name = "slow_ms", .type = CONFIG_INT,
+      .offset = offsetof(struct route_common, slow_ms),
+      .min = 0, .max = CONFIG_MS_MAX, .def = -1 },
 };
 
 int
@@ -261,6 +271,7 @@ router_add_json(struct router *r, json_object *obj, const char *where,
     rt->def = h;
     rt->deadline_ms = rc.deadline_ms;
     rt->probe_ms = rc.probe_ms;
+    rt->slow_ms = rc.slow_ms;
     ret = 0;
 out:
     config_keys_free(route_keys, nitems(route_keys), &rc);
@@ -305,6 +316,7 @@ router_free(struct router *r)
 
     for (i = 0; i < r->n; i++) {
         free(r->routes[i].path);
+        free(r->routes[i].name);
         if (r->routes[i].def != NULL)
             handler_opts_free(r->routes[i].def, r->routes[i].data);
         else if (r->routes[i].data_free != NULL)

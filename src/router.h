@@ -28,6 +28,9 @@ struct handler_def;
 
 struct route {
     char           *path;           /* "/x", or "/prefix/" when prefix */
+    char           *name;           /* the path as written (a prefix with
+                                       its star): the route in metric
+                                       labels, /status?full, slow lines */
     int             prefix;
     unsigned        methods;
     const char     *handler_name;   /* "work", "status", ... */
@@ -38,6 +41,10 @@ struct route {
                                        freed with handler_opts_free() */
     long            deadline_ms;    /* 0: none */
     long            probe_ms;       /* 0: no probes */
+    long            slow_ms;        /* 0: no slow line; -1: the server's
+                                       slow_ms */
+    int             metrics_id;     /* its label in /metrics: name's
+                                       metrics_route_id() */
 };
 
 struct router {
@@ -60,7 +67,8 @@ struct route       *router_add(struct router *r, const char *path,
 
 /*
  * Append the route that obj, a JSON route object, describes: its common
- * keys ("path", "methods", "handler", "deadline_ms", "probe_ms") read here,
+ * keys ("path", "methods", "handler", "deadline_ms", "probe_ms",
+ * "slow_ms") read here,
  * the others by its handler (handler_opts_new()).  where is the route's
  * place in the file, "routes[2]"; flags are HANDLER_* flags for the
  * handler's build().  Return 0, or -1 with *cause set (caller frees) to

@@ -26,7 +26,13 @@
  *      are not out or nothing followed them), failed (500) or completed;
  *      proto_out_end() sends the rest of the output, the end of
  *      FCGI_STDOUT and FCGI_END_REQUEST in one write;
- *   5. the counters (status.c) and the access log line.
+ *   5. the counters (status.c, and this worker's block in metrics.c) and
+ *      the access log line.
+ *
+ * The watcher's slot also carries, for /status?full and the slow line,
+ * the route's path, the request's method and REMOTE_ADDR, the start and
+ * the slow instant (the route's slow_ms, or the server's when the route
+ * has none; 0: off).
  *
  * The verdict to the pool: SERVE_DISCARD after a 413/431 whose answer went
  * out (the peer may still be sending the body), SERVE_CLOSE when the
@@ -68,6 +74,7 @@
 #include "accesslog.h"
 #include "generation.h"
 #include "log.h"
+#include "metrics.h"
 #include "proto.h"
 #include "request.h"
 #include "router.h"
@@ -184,16 +191,15 @@ serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
 {
     const struct route *rt;
     struct watch        wa;
+    long                slow;
     int                 status, result;
 
-    if (pr->reject == PROTO_BODY_TOO_LARGE) {
-        fc_response_error(r->resp, 413, "request body too large");
-        r->keep = 0;
-        r->refused = 1;
-        return FC_OK;
-    }
-    if (pr->reject == PROTO_PARAMS_TOO_LARGE) {
-        fc_response_error(r->resp, 431, "request params too large");
+    if (pr->reject == PROTO_BODY_TOO_LARGE ||
+        pr->reject == PROTO_PARAMS_TOO_LARGE) {
+        status = pr->reject == PROTO_BODY_TOO_LARGE ? 413 : 431;
+        fc_response_error(r->resp, status, status == 413 ?
+            "request body too large" : "request params too large");
+        metrics_refused(slot, status);
         r->keep = 0;
         r->refused = 1;
         return FC_OK;
@@ -211,10 +217,15 @@ serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
     r->rt = rt;
     if (fc_token_cancelled(r->tok))
         return FC_CANCELLED;
+    slow = rt->slow_ms >= 0 ? rt->slow_ms : r->gen->cfg.slow_ms;
     wa = (struct watch){
         .fd = fd, .reqid = (int)pr->id, .id = r->id, .tok = r->tok,
         .deadline_ns = serve_deadline(rt, pr->envp, r->t0),
-        .resp = r->resp, .probe_ms = rt->probe_ms
+        .resp = r->resp, .probe_ms = rt->probe_ms,
+        .route = rt->name, .method = fc_request_method(r->req),
+        .client = fc_request_param(r->req, "REMOTE_ADDR"),
+        .start_ns = r->t0,
+        .slow_ns = slow > 0 ? r->t0 + (uint64_t)slow * 1000000u : 0
     };
     watcher_arm(sv->watcher, slot, &wa);
     result = rt->fn(r->req, r->resp, r->tok, rt->data);
@@ -224,7 +235,7 @@ serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
 
 /* Settle the outcome and status of the request from result and its token. */
 static void
-serve_outcome(struct serve_req *r, int result)
+serve_outcome(int slot, struct serve_req *r, int result)
 {
     enum fc_reason reason = fc_token_reason(r->tok);
     uint64_t       t1;
@@ -235,6 +246,7 @@ serve_outcome(struct serve_req *r, int result)
         r->status = serve_finish_cancelled(r->resp, reason);
         t1 = now_ns();
         stats_cancel_latency(t1 - token_cancel_ns(r->tok));
+        metrics_cancel_latency(slot, t1 - token_cancel_ns(r->tok));
         log_info("req=%llu job cancelled reason=%s returned_after_ms=%.3f",
             (unsigned long long)r->id, fc_reason_name(reason),
             (double)(t1 - token_cancel_ns(r->tok)) / 1e6);
@@ -291,7 +303,7 @@ serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
             buf_consume(pending, consume);
             token_cancel(r.tok, FC_ABORTED);
         }
-        serve_outcome(&r, serve_run(sv, slot, fd, pr, &r));
+        serve_outcome(slot, &r, serve_run(sv, slot, fd, pr, &r));
         /* The rest of the output, the end of FCGI_STDOUT and
          * FCGI_END_REQUEST (answering an FCGI_ABORT_REQUEST too; a front
          * end that only half-closed still reads it).  Fails at once if a
@@ -302,6 +314,9 @@ serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
 
     stats_end(r.outcome, r.tok != NULL ? fc_token_reason(r.tok) :
         FC_REASON_NONE);
+    metrics_request(slot, r.rt, r.outcome, r.tok != NULL ?
+        fc_token_reason(r.tok) : FC_REASON_NONE, r.status,
+        now_ns() - r.t0);
     atomic_fetch_sub_explicit(&stats.in_flight, 1, memory_order_relaxed);
     if (r.req != NULL)
         serve_log(&r);

@@ -5,9 +5,14 @@
  * operators and tests rely on (see README): fields may be added, never
  * renamed.  Cancel latencies (cancel -> job returned) are kept in a ring of
  * the last 4096 samples, protected by `lat_mtx`, for p50/p99/max.
+ * Numbers that are not counts are written with a fixed number of
+ * decimals (json_object_new_double_s()), never as 0.086999999999999994.
+ * /status?full adds the requests in flight, as the watcher's slots know
+ * them (watcher_jobs()), like PHP-FPM's ?full.
  * The two handlers' rows in the handler registry (handler_status,
  * handler_ping, at the end) give each its default route.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +51,8 @@ stats_init(int workers)
     atomic_store(&stats.in_flight, 0);
     atomic_store(&stats.busy, 0);
     atomic_store(&stats.connections, 0);
+    atomic_store(&stats.connections_open, 0);
+    atomic_store(&stats.slow, 0);
     atomic_store(&stats.arriving, 0);
     atomic_store(&stats.read_timeouts, 0);
     stats.workers = workers;
@@ -98,6 +105,16 @@ cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Return a JSON number of ms milliseconds, written with 3 decimals. */
+void *
+status_ms(double ms)
+{
+    char text[32];
+
+    snprintf(text, sizeof text, "%.3f", ms);
+    return json_object_new_double_s(ms, text);
+}
+
 /* The cancel-latency object: samples, p50, p99 and max in milliseconds. */
 static json_object *
 status_latency(void)
@@ -121,9 +138,9 @@ status_latency(void)
     json_object_object_add(o, "samples", json_object_new_int64(
         (int64_t)lat_count));
     xmutex_unlock(&lat_mtx);
-    json_object_object_add(o, "p50_ms", json_object_new_double(p50));
-    json_object_object_add(o, "p99_ms", json_object_new_double(p99));
-    json_object_object_add(o, "max_ms", json_object_new_double(max));
+    json_object_object_add(o, "p50_ms", status_ms(p50));
+    json_object_object_add(o, "p99_ms", status_ms(p99));
+    json_object_object_add(o, "max_ms", status_ms(max));
     return o;
 }
 
@@ -148,6 +165,35 @@ status_straggler(void *arg, uint64_t id, enum fc_reason reason,
     json_object_array_add(arg, o);
 }
 
+int
+stats_straggler_count(void)
+{
+    return status_watcher != NULL ?
+        watcher_stragglers(status_watcher, NULL, NULL) : 0;
+}
+
+/* Add one request in flight to the array arg, for ?full. */
+static void
+status_job(void *arg, const struct watcher_job *j)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_int64((int64_t)j->id));
+    json_object_object_add(o, "route", j->route != NULL ?
+        json_object_new_string(j->route) : NULL);
+    json_object_object_add(o, "method", j->method != NULL ?
+        json_object_new_string(j->method) : NULL);
+    json_object_object_add(o, "client", j->client != NULL ?
+        json_object_new_string(j->client) : NULL);
+    json_object_object_add(o, "elapsed_ms", status_ms(
+        (double)j->elapsed_ns / 1e6));
+    json_object_object_add(o, "cancelled", json_object_new_boolean(
+        j->reason != FC_REASON_NONE));
+    json_object_object_add(o, "reason", j->reason != FC_REASON_NONE ?
+        json_object_new_string(fc_reason_name(j->reason)) : NULL);
+    json_object_array_add(arg, o);
+}
+
 static json_object *
 u64(_Atomic uint64_t *v)
 {
@@ -156,7 +202,7 @@ u64(_Atomic uint64_t *v)
 }
 
 void *
-status_json(void)
+status_json(int full)
 {
     json_object *root = json_object_new_object();
     json_object *r = json_object_new_object();
@@ -184,7 +230,10 @@ status_json(void)
     json_object_object_add(root, "connections", u64(&stats.connections));
     json_object_object_add(root, "arriving", json_object_new_int64(
         atomic_load_explicit(&stats.arriving, memory_order_relaxed)));
+    json_object_object_add(root, "connections_open", json_object_new_int64(
+        atomic_load_explicit(&stats.connections_open, memory_order_relaxed)));
     json_object_object_add(root, "read_timeouts", u64(&stats.read_timeouts));
+    json_object_object_add(root, "slow", u64(&stats.slow));
     json_object_object_add(root, "cancel_latency", status_latency());
     /* Jobs still running although cancelled: they ignore their token. */
     r = json_object_new_array();
@@ -198,13 +247,20 @@ status_json(void)
         (int64_t)gen_number()));
     json_object_object_add(root, "uptime_s", json_object_new_int64(
         (int64_t)((now_ns() - stats.start_ns) / 1000000000u)));
+    if (full) {
+        r = json_object_new_array();
+        if (status_watcher != NULL)
+            watcher_jobs(status_watcher, 0, status_job, r);
+        json_object_object_add(root, "jobs", r);
+    }
     return root;
 }
 
 int
 status_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
 {
-    json_object *o = status_json();
+    json_object *o = status_json(req != NULL &&
+        fc_request_query(req, "full") != NULL);
     int          rc;
 
     fc_response_header(resp, "Cache-Control", "no-store");

@@ -26,9 +26,11 @@ struct stats {
     _Atomic uint64_t    by_reason[FC_REASON__MAX];
     _Atomic int64_t     in_flight;
     _Atomic int64_t     busy;
-    _Atomic uint64_t    connections;
+    _Atomic uint64_t    connections;    /* accepted since the start */
+    _Atomic int64_t     connections_open;
     _Atomic int64_t     arriving;       /* requests begun, not yet whole */
     _Atomic uint64_t    read_timeouts;  /* closed by read_timeout_ms */
+    _Atomic uint64_t    slow;           /* jobs past their slow_ms */
     int                 workers;
     uint64_t            start_ns;
 };
@@ -46,11 +48,23 @@ struct watcher;
 /* Let /status list the watcher's stragglers (NULL: none). */
 void    stats_set_watcher(struct watcher *w);
 
+/* Return how many jobs run on although cancelled (0 without a watcher). */
+int     stats_straggler_count(void);
+
 /* Record how long a cancelled job took to return after its cancel. */
 void    stats_cancel_latency(uint64_t ns);
 
-/* Return the status document (a json_object *; caller puts it). */
-void   *status_json(void);
+/*
+ * Return ms as a JSON number written with three decimals (a json_object
+ * *; caller puts it or hands it to an object).
+ */
+void   *status_ms(double ms);
+
+/*
+ * Return the status document (a json_object *; caller puts it); with
+ * full, a "jobs" array lists the requests in flight.
+ */
+void   *status_json(int full);
 
 /* The built-in handlers: JSON status, and "pong". */
 int     status_handler(fc_request *req, fc_response *resp, fc_token *tok,

@@ -36,6 +36,11 @@
  *     FC_WRITE_ERROR.  The probe runs under mtx but only with the
  *     response's lock taken by trylock: the watcher never waits for a
  *     worker that is writing.
+ *   - the slow instant (slow_ms, serve.c): the same timer; a job still
+ *     armed past it gets one warn line and a count in stats.slow.  The
+ *     line is formatted under mtx (the route, method and client strings
+ *     are the request's, valid only while the slot is armed) and written
+ *     after mtx is let go.
  *
  * The cancel itself (which runs the token's callbacks) happens without the
  * watcher's lock, holding a reference to the token.
@@ -45,12 +50,15 @@
  * request is recognised and dropped.
  *
  * Locking: `mtx` protects the slots and `timer_next`.  It is taken by the
- * workers (arm, disarm) and by the watcher thread; nothing else is locked
- * while it is held except by token_ref().
+ * workers (arm, disarm), by the watcher thread, and by watcher_jobs() for
+ * /status (whose callback copies what it lists, and blocks on nothing);
+ * nothing else is locked while it is held except by token_ref() and the
+ * probe's trylock.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -62,12 +70,14 @@
 #include "log.h"
 #include "proto.h"
 #include "request.h"
+#include "status.h"
 #include "token.h"
 #include "util.h"
 #include "watcher.h"
 
 #define WATCH_WAKE      UINT64_MAX          /* epoll data of the eventfd */
 #define WATCH_TIMER     (UINT64_MAX - 1)    /* epoll data of the timerfd */
+#define WATCH_SLOW_LINE 320                 /* bytes of one slow line */
 
 struct slot {
     int              armed;
@@ -80,6 +90,11 @@ struct slot {
     fc_response     *resp;
     uint64_t         probe_ns;      /* interval; 0: no probes */
     uint64_t         next_probe;
+    const char      *route;         /* the arm's; see struct watch */
+    const char      *method;
+    const char      *client;
+    uint64_t         start_ns;
+    uint64_t         slow_ns;       /* 0: none (or already written) */
 };
 
 /* A cancel decided under the lock, carried out without it. */
@@ -100,7 +115,21 @@ struct watcher {
     int              nslots;
     uint64_t         timer_next;    /* protected by mtx: 0 = timer off */
     struct due      *due;           /* scratch for the timer, watcher only */
+    char           (*slow)[WATCH_SLOW_LINE];   /* the same, slow lines */
 };
+
+/* Return the earliest instant the timer must wake for on s, 0: none. */
+static uint64_t
+slot_next(const struct slot *s)
+{
+    uint64_t next = s->deadline_ns;
+
+    if (s->probe_ns != 0 && (next == 0 || s->next_probe < next))
+        next = s->next_probe;
+    if (s->slow_ns != 0 && (next == 0 || s->slow_ns < next))
+        next = s->slow_ns;
+    return next;
+}
 
 
 /* Program the timer for the earliest armed deadline; mtx held. */
@@ -108,18 +137,13 @@ static void
 watcher_timer_update(struct watcher *w)
 {
     struct itimerspec its;
-    uint64_t          next = 0;
+    uint64_t          next = 0, t;
     int               i;
 
     for (i = 0; i < w->nslots; i++) {
-        struct slot *s = &w->slots[i];
-
-        if (!s->armed)
-            continue;
-        if (s->deadline_ns != 0 && (next == 0 || s->deadline_ns < next))
-            next = s->deadline_ns;
-        if (s->probe_ns != 0 && (next == 0 || s->next_probe < next))
-            next = s->next_probe;
+        if (w->slots[i].armed && (t = slot_next(&w->slots[i])) != 0 &&
+            (next == 0 || t < next))
+            next = t;
     }
     if (next == w->timer_next)
         return;
@@ -131,12 +155,28 @@ watcher_timer_update(struct watcher *w)
     w->timer_next = next;
 }
 
-/* Cancel every slot past its deadline; probe the slots due for it. */
+/* Format the slow line of s into line; mtx held. */
+static void
+watcher_slow_line(const struct slot *s, uint64_t now, char *line)
+{
+    char client[64];
+
+    snprintf(line, WATCH_SLOW_LINE, "req=%llu slow route=%s client=%s "
+        "elapsed_ms=%llu", (unsigned long long)s->id,
+        s->route != NULL ? s->route : "none", s->client != NULL ?
+        log_escape(client, sizeof client, s->client) : "-",
+        (unsigned long long)((now - s->start_ns) / 1000000u));
+}
+
+/*
+ * Cancel every slot past its deadline; probe the slots due for it; write
+ * the slow lines due.
+ */
 static void
 watcher_timers(struct watcher *w)
 {
     uint64_t    now, expirations;
-    int         i, n = 0;
+    int         i, n = 0, nslow = 0;
 
     if (read(w->timerfd, &expirations, sizeof expirations) < 0) {
         /* EAGAIN: a reprogrammed timer; the scan below is harmless */
@@ -148,6 +188,10 @@ watcher_timers(struct watcher *w)
 
         if (!s->armed)
             continue;
+        if (s->slow_ns != 0 && s->slow_ns <= now) {
+            s->slow_ns = 0;
+            watcher_slow_line(s, now, w->slow[nslow++]);
+        }
         if (s->deadline_ns != 0 && s->deadline_ns <= now) {
             s->deadline_ns = 0;
             s->probe_ns = 0;
@@ -169,6 +213,11 @@ watcher_timers(struct watcher *w)
     w->timer_next = UINT64_MAX;     /* force a reprogram */
     watcher_timer_update(w);
     xmutex_unlock(&w->mtx);
+    for (i = 0; i < nslow; i++) {
+        /* Relaxed: a count, read by scrapes only. */
+        atomic_fetch_add_explicit(&stats.slow, 1, memory_order_relaxed);
+        log_warnx("%s", w->slow[i]);
+    }
     for (i = 0; i < n; i++) {
         token_cancel(w->due[i].tok, w->due[i].reason);
         token_unref(w->due[i].tok);
@@ -274,7 +323,8 @@ watcher_new(int nslots, char **cause)
 
     if ((w = calloc(1, sizeof *w)) == NULL ||
         (w->slots = calloc((size_t)nslots, sizeof *w->slots)) == NULL ||
-        (w->due = calloc((size_t)nslots, sizeof *w->due)) == NULL) {
+        (w->due = calloc((size_t)nslots, sizeof *w->due)) == NULL ||
+        (w->slow = calloc((size_t)nslots, sizeof *w->slow)) == NULL) {
         *cause = strdup("watcher: out of memory");
         goto fail;
     }
@@ -310,6 +360,7 @@ fail:
             xmutex_destroy(&w->mtx);
         free(w->slots);
         free(w->due);
+        free(w->slow);
         free(w);
     }
     return NULL;
@@ -332,6 +383,7 @@ watcher_free(struct watcher *w)
     xmutex_destroy(&w->mtx);
     free(w->slots);
     free(w->due);
+    free(w->slow);
     free(w);
 }
 
@@ -340,6 +392,7 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
 {
     struct epoll_event  ev;
     struct slot        *s = &w->slots[slot];
+    uint64_t            next;
     int                 rc = 0;
 
     xmutex_lock(&w->mtx);
@@ -354,6 +407,11 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
     s->probe_ns = wa->resp != NULL && wa->probe_ms > 0 ?
         (uint64_t)wa->probe_ms * 1000000u : 0;
     s->next_probe = s->probe_ns != 0 ? now_ns() + s->probe_ns : 0;
+    s->route = wa->route;
+    s->method = wa->method;
+    s->client = wa->client;
+    s->start_ns = wa->start_ns;
+    s->slow_ns = wa->slow_ns;
     if (wa->fd >= 0) {
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
         ev.data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)slot;
@@ -362,33 +420,66 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
             rc = -1;
         }
     }
-    if ((s->deadline_ns != 0 &&
-        (w->timer_next == 0 || s->deadline_ns < w->timer_next)) ||
-        (s->probe_ns != 0 &&
-        (w->timer_next == 0 || s->next_probe < w->timer_next)))
+    if ((next = slot_next(s)) != 0 &&
+        (w->timer_next == 0 || next < w->timer_next))
         watcher_timer_update(w);
     xmutex_unlock(&w->mtx);
     return rc;
 }
 
 int
-watcher_stragglers(struct watcher *w, watcher_straggler_cb cb, void *arg)
+watcher_jobs(struct watcher *w, int only_cancelled, watcher_job_cb cb,
+    void *arg)
 {
-    uint64_t now = now_ns(), at;
-    int      i, n = 0;
+    struct watcher_job  j;
+    uint64_t            now = now_ns(), at;
+    int                 i, n = 0;
 
     xmutex_lock(&w->mtx);
     for (i = 0; i < w->nslots; i++) {
         struct slot *s = &w->slots[i];
 
-        if (!s->armed || !fc_token_cancelled(s->tok))
+        if (!s->armed || (only_cancelled && !fc_token_cancelled(s->tok)))
             continue;
-        at = token_cancel_ns(s->tok);
-        cb(arg, s->id, fc_token_reason(s->tok), now > at ? now - at : 0);
+        j = (struct watcher_job){
+            .id = s->id, .route = s->route, .method = s->method,
+            .client = s->client,
+            .elapsed_ns = now > s->start_ns ? now - s->start_ns : 0,
+            .reason = fc_token_reason(s->tok),
+        };
+        if (j.reason != FC_REASON_NONE) {
+            at = token_cancel_ns(s->tok);
+            j.since_cancel_ns = now > at ? now - at : 0;
+        }
+        if (cb != NULL)
+            cb(arg, &j);
         n++;
     }
     xmutex_unlock(&w->mtx);
     return n;
+}
+
+/* The arguments of watcher_stragglers(), through watcher_jobs(). */
+struct straggler_arg {
+    watcher_straggler_cb cb;
+    void                *arg;
+};
+
+/* Hand one cancelled job to a watcher_straggler_cb. */
+static void
+watcher_straggler(void *arg, const struct watcher_job *j)
+{
+    struct straggler_arg *sa = arg;
+
+    sa->cb(sa->arg, j->id, j->reason, j->since_cancel_ns);
+}
+
+int
+watcher_stragglers(struct watcher *w, watcher_straggler_cb cb, void *arg)
+{
+    struct straggler_arg sa = { cb, arg };
+
+    return watcher_jobs(w, 1, cb != NULL ? watcher_straggler : NULL, &sa);
 }
 
 void
@@ -407,5 +498,7 @@ watcher_disarm(struct watcher *w, int slot)
     s->deadline_ns = 0;
     s->resp = NULL;
     s->probe_ns = 0;
+    s->route = s->method = s->client = NULL;
+    s->slow_ns = 0;
     xmutex_unlock(&w->mtx);
 }

@@ -32,16 +32,50 @@ struct watch {
     uint64_t         deadline_ns;   /* CLOCK_MONOTONIC; 0: none */
     fc_response     *resp;          /* probed when probe_ms > 0 */
     long             probe_ms;
+    /* For /status?full and the slow line; the strings are the caller's
+     * (the route's, the request's) and must live until watcher_disarm(). */
+    const char      *route;         /* the route's path; NULL: none */
+    const char      *method;        /* NULL: none */
+    const char      *client;        /* REMOTE_ADDR as given; NULL: none */
+    uint64_t         start_ns;      /* CLOCK_MONOTONIC: serving began */
+    uint64_t         slow_ns;       /* CLOCK_MONOTONIC: past it, the job
+                                       gets one slow line; 0: never */
 };
 
 /*
  * Watch the request on slot, cancelling its token on hang-up, reset, EOF,
  * FCGI_ABORT_REQUEST for reqid, or at the deadline; with probe_ms > 0,
- * probe resp every probe_ms (see response_probe()).  The caller keeps tok
- * and resp alive until watcher_disarm().  Return 0, or -1 if fd cannot be
- * watched (logged; deadlines and probes still apply).
+ * probe resp every probe_ms (see response_probe()); at slow_ns, write one
+ * warn line "req=ID slow route=R client=C elapsed_ms=N" and count it in
+ * stats.slow.  The caller keeps tok, resp and the strings alive until
+ * watcher_disarm().  Return 0, or -1 if fd cannot be watched (logged;
+ * deadlines, probes and the slow line still apply).
  */
 int         watcher_arm(struct watcher *w, int slot, const struct watch *wa);
+
+/* A request in flight, as watcher_jobs() shows it. */
+struct watcher_job {
+    uint64_t         id;            /* the server's request number */
+    const char      *route;         /* as armed; NULL: none */
+    const char      *method;
+    const char      *client;
+    uint64_t         elapsed_ns;    /* since start_ns */
+    enum fc_reason   reason;        /* FC_REASON_NONE: not cancelled */
+    uint64_t         since_cancel_ns;   /* when cancelled */
+};
+
+/*
+ * Called for each armed request, with the watcher's lock held: copy what
+ * is kept (the strings live only until the call returns), block on nothing.
+ */
+typedef void (*watcher_job_cb)(void *arg, const struct watcher_job *job);
+
+/*
+ * Call cb for every request in flight (only those whose token is
+ * cancelled when only_cancelled); return how many.
+ */
+int         watcher_jobs(struct watcher *w, int only_cancelled,
+                watcher_job_cb cb, void *arg);
 
 /* Called for each armed request whose token is cancelled (a straggler). */
 typedef void (*watcher_straggler_cb)(void *arg, uint64_t id,

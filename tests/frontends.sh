@@ -17,6 +17,7 @@
 #   t_start_apache [EXTRA_DIRECTIVES]      conf/apache.conf
 #   t_start_nginx_upstream SOCK1 SOCK2     conf/nginx-upstream.conf
 #   t_start_nginx_snippet FILE SED-ARG...  conf/FILE, sockets replaced
+#   t_check_local_only URL                 /status, /metrics: local only
 #   t_start_instance N ARGS...             another fcgi-cancel, $T/fcgiN.sock
 #   t_instance_status SOCK [JQ_PATH]       /status of one instance, directly
 #   t_http_after_accept [-c MS|-r MS] [-t MS] HOST PORT PATH
@@ -419,4 +420,31 @@ _fe_write_snippet_conf() {
     _t_nginx_conf "tests/frontends.sh (t_start_nginx_snippet)" \
         "'\$remote_addr [\$time_local] \"\$request\" \$status rt=\$request_time upstream=\$upstream_addr ustatus=\$upstream_status'" \
         "    include $T/nginx-snippet.conf;"
+}
+
+# ---------------------------------------------------------------------------
+# /status and /metrics for local clients only
+
+# _fe_code FROM URL: the HTTP status of GET URL from source address FROM.
+_fe_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 --interface "$1" \
+        "$2" || true
+}
+
+# t_check_local_only URL: through the front end at URL, /status,
+# /status?full and /metrics answer 200 to a client on 127.0.0.1 and 403
+# to one on 127.0.0.2, while /ping answers both.  127.0.0.2 stands for a
+# client on another machine: the snippets allow exactly 127.0.0.1 and
+# ::1, not the rest of 127.0.0.0/8, so to them it is not local (and
+# /ping shows that it reaches the server).
+t_check_local_only() {
+    local url=$1 path code
+    for path in /status "/status?full" /metrics; do
+        code=$(_fe_code 127.0.0.1 "$url$path")
+        [ "$code" = 200 ] || t_fail "$path from 127.0.0.1: $code, want 200"
+        code=$(_fe_code 127.0.0.2 "$url$path")
+        [ "$code" = 403 ] || t_fail "$path from 127.0.0.2: $code, want 403"
+    done
+    code=$(_fe_code 127.0.0.2 "$url/ping")
+    [ "$code" = 200 ] || t_fail "/ping from 127.0.0.2: $code, want 200"
 }

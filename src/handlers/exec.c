@@ -32,6 +32,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "expo.h"
 #include "handlers/cgi.h"
 #include "handlers/exec.h"
 #include "handlers/handlers.h"
@@ -61,7 +63,8 @@ enum exec_output {
     EXEC_OUTPUT_RAW
 };
 
-/* A route's options; read-only once built, shared by every worker. */
+/* A route's options; read-only once built (but for running), shared by
+ * every worker. */
 struct exec_opts {
     char               *route;          /* the route's path, for messages;
                                            set by exec_build() */
@@ -71,6 +74,8 @@ struct exec_opts {
     long                kill_grace_ms;
     enum exec_output    output;
     char               *content_type;   /* raw output only */
+    _Atomic long        running;        /* programs started, not reaped:
+                                           relaxed, a gauge for /metrics */
 };
 
 /* One request's run of the program; owned by the worker's thread. */
@@ -852,6 +857,7 @@ exec_finish(struct exec_run *run, int st)
 int
 exec_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
 {
+    struct exec_opts       *mo = data;     /* for the running count */
     const struct exec_opts *o = data;
     struct exec_run        *run;
     struct cgi_env          env;
@@ -892,6 +898,7 @@ exec_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
         free(run);
         return rc;
     }
+    atomic_fetch_add_explicit(&mo->running, 1, memory_order_relaxed);
     log_debug("req=%llu exec: started %s, pid %ld%s",
         (unsigned long long)fc_request_id(req), o->argv[0], (long)run->pid,
         run->fd_pid < 0 ? " (no pidfd: polling)" : "");
@@ -911,12 +918,30 @@ exec_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
         run->killed = 1;
     }
     st = exec_reap(run);
+    atomic_fetch_sub_explicit(&mo->running, 1, memory_order_relaxed);
     rc = exec_finish(run, st);
 
     cgi_headers_free(&run->hdr);
     buf_free(&run->hbuf);
     free(run);
     return rc;
+}
+
+/* The metrics() hook: the programs each exec route runs now. */
+static void
+exec_metrics(struct expo *e, const struct handler_route *routes, size_t n)
+{
+    size_t i;
+
+    expo_family(e, "fcgi_cancel_exec_children", EXPO_GAUGE,
+        "Programs of exec routes running now (started, not yet reaped).");
+    for (i = 0; i < n; i++) {
+        struct exec_opts   *o = routes[i].opts;
+        const char         *l[] = { "route", routes[i].route, NULL };
+
+        expo_sample(e, l, (double)atomic_load_explicit(&o->running,
+            memory_order_relaxed));
+    }
 }
 
 const struct handler_def handler_exec = {
@@ -927,4 +952,5 @@ const struct handler_def handler_exec = {
     .build = exec_build,
     .handler = exec_handler,
     .fini = exec_fini,
+    .metrics = exec_metrics,
 };

@@ -36,6 +36,7 @@ const struct handler_def *const handlers[] = {
     &handler_exec,
     &handler_status,
     &handler_ping,
+    &handler_metrics,
     &handler_module,
     &handler_sql,
     NULL

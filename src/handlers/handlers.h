@@ -17,9 +17,30 @@
  *   2. a row &handler_NAME in the table in handlers.c (and its extern
  *      below);
  *   3. src/handlers/NAME.c in src_libfcgicancel_a_SOURCES in Makefile.am.
+ * A handler with state worth watching (programs running, a database
+ * pool) exports it on /metrics with an optional metrics() hook:
+ *        static void
+ *        NAME_metrics(struct expo *e, const struct handler_route *r,
+ *            size_t n)
+ *        {
+ *            size_t i;
+ *
+ *            expo_family(e, "fcgi_cancel_NAME_things", EXPO_GAUGE,
+ *                "Things of NAME routes in use now.");
+ *            for (i = 0; i < n; i++) {
+ *                struct NAME_opts *o = r[i].opts;
+ *                const char *l[] = { "route", r[i].route, NULL };
+ *
+ *                expo_sample(e, l, (double)atomic_load_explicit(
+ *                    &o->things, memory_order_relaxed));
+ *            }
+ *        }
+ *    and .metrics = NAME_metrics in the row (expo.h has the writer; the
+ *    names follow Prometheus' conventions: "fcgi_cancel_" first, the unit
+ *    in the name, a counter's family named without "_total").
  * A handler includes this header, config_keys.h and fcgi_cancel.h; never
  * router.h nor config.h: routes, their common keys (path, methods, handler,
- * deadline_ms, probe_ms) and the file are the core's business.
+ * deadline_ms, probe_ms, slow_ms) and the file are the core's business.
  */
 #ifndef HANDLERS_HANDLERS_H
 #define HANDLERS_HANDLERS_H
@@ -35,6 +56,14 @@
 #define HANDLER_CHECK_ONLY  0x1u    /* check the keys, load or open
                                        nothing: the route is not meant to
                                        be served (it answers 500) */
+
+struct expo;
+
+/* One route of a handler, for its metrics() hook. */
+struct handler_route {
+    const char     *route;      /* its path as written: the "route" label */
+    void           *opts;       /* what build() made of its options */
+};
 
 /* Where a route is being built, for build(). */
 struct handler_ctx {
@@ -67,6 +96,18 @@ struct handler_def {
     /* NULL, or NULL-terminated JSON route objects (text) served when the
      * file has no "routes"; built as the file's routes are. */
     const char *const       *default_routes;
+    /*
+     * NULL: nothing.  Write the handler's own metric families to e
+     * (expo.h), each begun once with expo_family() and followed by one
+     * sample per route of routes[0 .. n - 1] (n >= 1: every route of the
+     * file that names this handler), labelled route=routes[i].route.
+     * Called at each scrape of /metrics, on the scraping worker's thread,
+     * while other workers serve these routes: read what they change with
+     * atomics or under the handler's own lock, and block on nothing.
+     */
+    void                   (*metrics)(struct expo *e,
+                                const struct handler_route *routes,
+                                size_t n);
 };
 
 /* The registry, in the order that messages list the names; NULL-ended. */
@@ -77,6 +118,7 @@ extern const struct handler_def handler_work;       /* handlers/work.c */
 extern const struct handler_def handler_exec;       /* handlers/exec.c */
 extern const struct handler_def handler_status;     /* status.c */
 extern const struct handler_def handler_ping;       /* status.c */
+extern const struct handler_def handler_metrics;    /* metrics.c */
 extern const struct handler_def handler_module;     /* handlers/module.c */
 extern const struct handler_def handler_sql;        /* handlers/sql.c */
 

@@ -50,11 +50,13 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 
+#include "expo.h"
 #include "handlers/sql.h"
 #include "handlers/sqlout.h"
 #include "handlers/sqlparam.h"
 #include "log.h"
 #include "pgpool.h"
+#include "status.h"
 #include "util.h"
 
 #define SQL_DRAIN_MS        5000    /* the database's stop, at most */
@@ -790,12 +792,12 @@ sql_route_json(struct sql_opts *o)
     n = atomic_load_explicit(&o->n.stops, memory_order_relaxed);
     total = atomic_load_explicit(&o->n.stop_ns_total, memory_order_relaxed);
     json_object_object_add(s, "samples", json_object_new_int64((int64_t)n));
-    json_object_object_add(s, "last_ms", json_object_new_double(
+    json_object_object_add(s, "last_ms", status_ms(
         (double)atomic_load_explicit(&o->n.stop_ns_last,
         memory_order_relaxed) / 1e6));
-    json_object_object_add(s, "mean_ms", json_object_new_double(
+    json_object_object_add(s, "mean_ms", status_ms(
         n > 0 ? (double)total / (double)n / 1e6 : 0));
-    json_object_object_add(s, "max_ms", json_object_new_double(
+    json_object_object_add(s, "max_ms", status_ms(
         (double)atomic_load_explicit(&o->n.stop_ns_max,
         memory_order_relaxed) / 1e6));
     json_object_object_add(r, "db_stop", s);
@@ -828,6 +830,78 @@ sql_status_json(void)
     return root;
 }
 
+/* Load one of a route's counters as a double, for a sample. */
+#define SQL_N(o, f) ((double)atomic_load_explicit(&(o)->n.f, \
+                        memory_order_relaxed))
+
+/*
+ * The registry's metrics(): per sql route, the statements by how they
+ * ended, the time the database took to stop cancelled ones, and the pool.
+ * Counters start again from 0 when a reload builds the route anew.
+ */
+static void
+sql_metrics(struct expo *e, const struct handler_route *routes, size_t n)
+{
+    static const char *const ends[] = {
+        "completed", "bad_request", "unavailable", "failed", "cancelled"
+    };
+    struct pgpool_stats ps;
+    const char         *l[5];
+    size_t              i, k;
+
+    l[0] = "route";
+    l[2] = "outcome";
+    l[4] = NULL;
+    expo_family(e, "fcgi_cancel_sql_queries", EXPO_COUNTER, "Statements "
+        "of sql routes, by how they ended (cancelled: in the database).");
+    for (i = 0; i < n; i++) {
+        struct sql_opts *o = routes[i].opts;
+        const double     v[] = { SQL_N(o, completed), SQL_N(o, bad_request),
+            SQL_N(o, unavailable), SQL_N(o, failed), SQL_N(o, cancelled) };
+
+        l[1] = routes[i].route;
+        for (k = 0; k < nitems(ends); k++) {
+            l[3] = ends[k];
+            expo_sample(e, l, v[k]);
+        }
+    }
+    l[2] = NULL;
+    expo_family(e, "fcgi_cancel_sql_cancel_stops", EXPO_COUNTER,
+        "Statements stopped in the database by a cancel request.");
+    for (i = 0; i < n; i++) {
+        l[1] = routes[i].route;
+        expo_sample(e, l, SQL_N((struct sql_opts *)routes[i].opts, stops));
+    }
+    expo_family(e, "fcgi_cancel_sql_cancel_stop_seconds", EXPO_COUNTER,
+        "Time from each cancel request sent to PostgreSQL to the cancelled "
+        "statement's last result, added up (divide by "
+        "fcgi_cancel_sql_cancel_stops_total for the mean).");
+    for (i = 0; i < n; i++) {
+        l[1] = routes[i].route;
+        expo_sample(e, l, SQL_N((struct sql_opts *)routes[i].opts,
+            stop_ns_total) / 1e9);
+    }
+    l[2] = "state";
+    expo_family(e, "fcgi_cancel_sql_pool_connections", EXPO_GAUGE,
+        "Connections of an sql route's pool: open, and in use by a job.");
+    for (i = 0; i < n; i++) {
+        pgpool_stats(((struct sql_opts *)routes[i].opts)->pool, &ps);
+        l[1] = routes[i].route;
+        l[3] = "open";
+        expo_sample(e, l, ps.open);
+        l[3] = "in_use";
+        expo_sample(e, l, ps.in_use);
+    }
+    l[2] = NULL;
+    expo_family(e, "fcgi_cancel_sql_pool_connects", EXPO_COUNTER,
+        "Connections an sql route's pool opened.");
+    for (i = 0; i < n; i++) {
+        pgpool_stats(((struct sql_opts *)routes[i].opts)->pool, &ps);
+        l[1] = routes[i].route;
+        expo_sample(e, l, (double)ps.connects);
+    }
+}
+
 const struct handler_def handler_sql = {
     .name = "sql",
     .keys = sql_keys,
@@ -836,5 +910,6 @@ const struct handler_def handler_sql = {
     .build = sql_build,
     .handler = sql_handler,
     .fini = sql_fini,
+    .metrics = sql_metrics,
     .default_routes = NULL,
 };

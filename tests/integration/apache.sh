@@ -11,7 +11,9 @@
 #      the job runs to its end;
 #   3. on a route with "probe_ms": 100, a client that closes at ~1 s has
 #      its job cancelled within 1 s: the probes make Apache write, Apache
-#      finds the client gone and closes the FastCGI connection.
+#      finds the client gone and closes the FastCGI connection;
+#   4. /status and /metrics answer local clients only (the snippet's
+#      Require ip).
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/frontends.sh"
@@ -31,6 +33,8 @@ cat > "$T/conf.json" <<'EOF'
         { "path": "/probed", "methods": ["GET", "HEAD"], "handler": "work",
           "style": "poll", "task_param": "probed", "probe_ms": 100 },
         { "path": "/status", "methods": ["GET", "HEAD"], "handler": "status" },
+        { "path": "/metrics", "methods": ["GET", "HEAD"], "handler": "metrics" },
+        { "path": "/ping", "handler": "ping" },
     ],
 }
 EOF
@@ -129,3 +133,7 @@ snap p1
     t_fail "/status: cancelled +$(delta p0 p1 .requests.cancelled), expected +3"
 t_ok "3. probe_ms 100: 3 closes at 1 s cancelled the job ${lat[*]} ms" \
      "after the close"
+
+# ---- /status and /metrics: local clients only --------------------------
+t_check_local_only "$APACHE_URL"
+t_ok "4. conf/apache.conf: /status and /metrics answer 127.0.0.1, 403 to 127.0.0.2"

@@ -14,7 +14,9 @@
 #       with SIGSTOP meanwhile) is never polled again, so neither its FIN
 #       nor its RST cancels a silent job;
 #   (e) the cure for it: on a route with "probe_ms": 100, the probes make
-#       lighttpd write, and the same queued close cancels within 1 s.
+#       lighttpd write, and the same queued close cancels within 1 s;
+#   then /status and /metrics answer local clients only (the snippet's
+#   $HTTP["remoteip"] condition).
 # The clients of (a) and (b) send their request only once lighttpd has
 # accepted the connection (t_http_after_accept), which is the case where
 # lighttpd watches it; tests/http-client sends at once, and then whether
@@ -45,6 +47,8 @@ cat > "$T/conf.json" <<EOF
         { "path": "/probed", "methods": ["GET", "HEAD"], "handler": "work",
           "style": "poll", "task_param": "probed", "probe_ms": 100 },
         { "path": "/status", "methods": ["GET", "HEAD"], "handler": "status" },
+        { "path": "/metrics", "methods": ["GET", "HEAD"], "handler": "metrics" },
+        { "path": "/ping", "handler": "ping" },
     ],
 }
 EOF
@@ -220,3 +224,7 @@ reason=$(grep -E " req=$(req_of queued-probed) job cancelled" "$T/server.log" |
     sed 's/.*reason=\([a-z_]*\).*/\1/')
 t_ok "(e) with probe_ms 100 the same queued close cancelled the job" \
      "$LAT ms after the close (reason $reason)"
+
+# ---- /status and /metrics: local clients only --------------------------
+t_check_local_only "$LIGHTTPD_URL"
+t_ok "conf/lighttpd.conf: /status and /metrics answer 127.0.0.1, 403 to 127.0.0.2"

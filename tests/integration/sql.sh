@@ -81,6 +81,7 @@ cat > "$T/conf.json" <<EOF
     "grace_ms": 300,
     "routes": [
         { "path": "/status", "handler": "status" },
+        { "path": "/metrics", "handler": "metrics" },
         { "path": "/items", "handler": "sql", "conninfo": "$CONN",
           "query": "select * from items where id >= \$1 order by id",
           "params": [{ "arg": "from", "default": 0 }] },
@@ -372,6 +373,22 @@ jq -e '.sql["/sleep"].cancelled >= 1 and .sql["/burn"].cancelled >= 1 and
     .sql["/big"].rows >= 1000000 and .sql["/items"].bad_request == 1' \
     "$T/status.json" > /dev/null || t_fail "status: $(jq -c .sql "$T/status.json")"
 t_ok "/status shows each sql route's cancels, stop times and pool"
+
+# The same in /metrics, which promtool accepts.
+curl -s "$NGINX_URL/metrics" > "$T/metrics.txt"
+promtool check metrics < "$T/metrics.txt" > "$T/promtool.out" 2>&1 ||
+    t_fail "promtool: $(cat "$T/promtool.out")"
+metric() {
+    awk -v k="$1" '$1 == k { print $2 }' "$T/metrics.txt"
+}
+[ "$(metric 'fcgi_cancel_sql_queries_total{route="/items",outcome="bad_request"}')" = 1 ] &&
+    [ "$(metric 'fcgi_cancel_sql_cancel_stops_total{route="/short"}')" = 1 ] &&
+    [ "$(metric 'fcgi_cancel_sql_pool_connections{route="/sleep",state="open"}')" = 1 ] &&
+    [ "$(metric 'fcgi_cancel_sql_pool_connects_total{route="/sleep"}')" = 1 ] ||
+    t_fail "sql metrics: $(grep fcgi_cancel_sql "$T/metrics.txt")"
+awk '$1 ~ /^fcgi_cancel_sql_queries_total\{route="\/sleep",outcome="cancelled"\}$/ { ok = $2 >= 1 } END { exit !ok }' \
+    "$T/metrics.txt" || t_fail "no cancelled /sleep in /metrics"
+t_ok "/metrics: the sql routes' statements, cancel stops and pools"
 
 # ---- the pgquery example module --------------------------------------------------
 expect 200 '/pgquery?s=0'

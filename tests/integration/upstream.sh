@@ -12,7 +12,9 @@
 #      in-flight requests end with 502 at once (they are not run again
 #      elsewhere), the other instance's finish with 200, and the requests
 #      sent after the kill all succeed, on the survivor;
-#   4. a client close still cancels exactly one job, on the survivor.
+#   4. a client close still cancels exactly one job, on the survivor;
+#   5. /status and /metrics answer local clients only (the snippet's
+#      allow/deny).
 set -euo pipefail
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/frontends.sh"
@@ -255,3 +257,8 @@ t_ok "after the kill, a client close still cancels exactly one job" \
 [ "$(status 1 .in_flight)" -eq 1 ] || t_fail "instance 1: in_flight not 0"
 [ "$(status 1 .requests.failed)" -eq 0 ] || t_fail "instance 1: failed > 0"
 t_ok "instance 1: nothing in flight, nothing failed"
+
+# ---- /status and /metrics: local clients only --------------------------
+t_check_local_only "$NGINX_URL"
+t_ok "conf/nginx-upstream.conf: /status and /metrics answer 127.0.0.1," \
+     "403 to 127.0.0.2"

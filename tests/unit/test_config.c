@@ -25,6 +25,7 @@
 #include "handlers/work.h"
 #include "log.h"
 #include "router.h"
+#include "metrics.h"
 #include "status.h"
 #include "unit.h"
 
@@ -179,9 +180,10 @@ check_defaults(const struct config *c)
     CU_ASSERT_EQUAL(c->worker_stack_kb, 1024);
     CU_ASSERT_EQUAL(c->log_level, LOG_LEVEL_INFO);
     CU_ASSERT_PTR_NULL(c->access_log);
+    CU_ASSERT_EQUAL(c->slow_ms, 0);
 }
 
-/* Check that the first five routes of c are the default ones. */
+/* Check that the first six routes of c are the default ones. */
 static void
 check_default_routes(const struct config *c)
 {
@@ -200,11 +202,12 @@ check_default_routes(const struct config *c)
             "default_for_cancel_tg_dependency" },
         { "/status", METHOD_GET | METHOD_HEAD, "status", 0, NULL },
         { "/ping", 0, "ping", 0, NULL },
+        { "/metrics", METHOD_GET | METHOD_HEAD, "metrics", 0, NULL },
     };
     size_t i;
 
-    CU_ASSERT_FATAL(c->routes.n >= 5);
-    for (i = 0; i < 5; i++) {
+    CU_ASSERT_FATAL(c->routes.n >= 6);
+    for (i = 0; i < 6; i++) {
         const struct route *rt = &c->routes.routes[i];
 
         CHECK_STR(rt->path, want[i].path);
@@ -213,6 +216,7 @@ check_default_routes(const struct config *c)
         CHECK_STR(rt->handler_name, want[i].handler);
         CU_ASSERT_EQUAL(rt->deadline_ms, 0);
         CU_ASSERT_EQUAL(rt->probe_ms, 0);
+        CU_ASSERT_EQUAL(rt->slow_ms, -1);
         if (want[i].task_param != NULL) {
             const struct work_opts *o = rt->data;
 
@@ -227,6 +231,7 @@ check_default_routes(const struct config *c)
     }
     CU_ASSERT_PTR_EQUAL(c->routes.routes[3].fn, status_handler);
     CU_ASSERT_PTR_EQUAL(c->routes.routes[4].fn, ping_handler);
+    CU_ASSERT_PTR_EQUAL(c->routes.routes[5].fn, metrics_handler);
 }
 
 static void
@@ -238,7 +243,7 @@ test_defaults(void)
     check_defaults(&c);
     CU_ASSERT_EQUAL(c.routes.n, 0);
     CU_ASSERT_EQUAL(config_default_routes(&c), 0);
-    CU_ASSERT_EQUAL(c.routes.n, 5);
+    CU_ASSERT_EQUAL(c.routes.n, 6);
     check_default_routes(&c);
     config_free(&c);
     CU_ASSERT_EQUAL(c.routes.n, 0);
@@ -253,13 +258,13 @@ test_no_routes_key(void)
 
     LOAD_OK("{\"workers\": 4}", &c);
     CU_ASSERT_EQUAL(c.workers, 4);
-    CU_ASSERT_EQUAL(c.routes.n, 5);
+    CU_ASSERT_EQUAL(c.routes.n, 6);
     check_default_routes(&c);
     config_free(&c);
 
     LOAD_OK("{}", &c);
     check_defaults(&c);
-    CU_ASSERT_EQUAL(c.routes.n, 5);
+    CU_ASSERT_EQUAL(c.routes.n, 6);
     config_free(&c);
 }
 
@@ -279,13 +284,15 @@ static const char full[] =
     "    \"worker_stack_kb\": 64,\n"
     "    \"log_level\": \"debug\",\n"
     "    \"access_log\": \"/var/log/fcgi-cancel/access.log\",\n"
+    "    \"slow_ms\": 2500,\n"
     "    \"routes\": [\n"
     "        { \"path\": \"/jobs/*\", \"methods\": [\"POST\", \"PUT\",],\n"
     "          \"handler\": \"work\", \"style\": \"wait\",\n"
     "          \"task_param\": \"t\", \"steps\": 1000, \"step_ms\": 0,\n"
     "          \"mode\": \"cpu\", \"deadline_ms\": 86400000,\n"
     "          \"probe_ms\": 10, },\n"
-    "        { 'path': '/s', 'handler': 'status', 'probe_ms': 60000 },\n"
+    "        { 'path': '/s', 'handler': 'status', 'probe_ms': 60000,\n"
+    "          'slow_ms': 0 },\n"
     "        { \"path\": \"/p\", \"handler\": \"ping\", \"deadline_ms\": 1,\n"
     "          \"methods\": [\"GET\", \"HEAD\", \"POST\", \"PUT\","
     " \"DELETE\", \"PATCH\", \"OPTIONS\"] },\n"
@@ -311,16 +318,19 @@ test_full_file(void)
     CU_ASSERT_EQUAL(c.worker_stack_kb, 64);
     CU_ASSERT_EQUAL(c.log_level, LOG_LEVEL_DEBUG);
     CHECK_STR(c.access_log, "/var/log/fcgi-cancel/access.log");
+    CU_ASSERT_EQUAL(c.slow_ms, 2500);
     CU_ASSERT_EQUAL_FATAL(c.routes.n, 4);
 
     rt = &c.routes.routes[0];
     CHECK_STR(rt->path, "/jobs/");
+    CHECK_STR(rt->name, "/jobs/*");
     CU_ASSERT_EQUAL(rt->prefix, 1);
     CU_ASSERT_EQUAL(rt->methods, METHOD_POST | METHOD_PUT);
     CHECK_STR(rt->handler_name, "work");
     CU_ASSERT_PTR_EQUAL(rt->fn, work_handler);
     CU_ASSERT_EQUAL(rt->deadline_ms, 86400000);
     CU_ASSERT_EQUAL(rt->probe_ms, 10);
+    CU_ASSERT_EQUAL(rt->slow_ms, -1);           /* the server's */
     o = rt->data;
     CU_ASSERT_PTR_NOT_NULL_FATAL(o);
     CU_ASSERT_EQUAL(o->style, WORK_WAIT);
@@ -335,6 +345,7 @@ test_full_file(void)
     CU_ASSERT_PTR_EQUAL(rt->fn, status_handler);
     CU_ASSERT_EQUAL(rt->probe_ms, 60000);
     CU_ASSERT_EQUAL(rt->deadline_ms, 0);
+    CU_ASSERT_EQUAL(rt->slow_ms, 0);            /* off, not the 2500 */
 
     rt = &c.routes.routes[2];
     CU_ASSERT_PTR_EQUAL(rt->fn, ping_handler);
@@ -384,15 +395,15 @@ test_example_conf(void)
         fprintf(stderr, "\n%s\n", cause);
     CU_ASSERT_PTR_NULL_FATAL(cause);
     check_defaults(&c);
-    CU_ASSERT_EQUAL_FATAL(c.routes.n, 7);
+    CU_ASSERT_EQUAL_FATAL(c.routes.n, 8);
     check_default_routes(&c);
-    rt = &c.routes.routes[5];
+    rt = &c.routes.routes[6];
     CHECK_STR(rt->path, "/report");
     CHECK_STR(rt->handler_name, "exec");
     CU_ASSERT_EQUAL(rt->methods, 0);
     CU_ASSERT_EQUAL(rt->deadline_ms, 30000);
     CU_ASSERT_PTR_NOT_NULL(rt->fn);
-    rt = &c.routes.routes[6];
+    rt = &c.routes.routes[7];
     CHECK_STR(rt->path, "/items");
     CHECK_STR(rt->handler_name, "sql");
     CU_ASSERT_EQUAL(rt->deadline_ms, 10000);
@@ -413,13 +424,13 @@ test_reload(void)
     free(cause);
     CU_ASSERT_EQUAL(c.workers, 3);
     CHECK_STR(c.listen, "tcp:127.0.0.1:9000");
-    CU_ASSERT_EQUAL(c.routes.n, 5);
+    CU_ASSERT_EQUAL(c.routes.n, 6);
     write_len("{\"grace_ms\": 5}", 15);
     CU_ASSERT_EQUAL(config_load(&c, file, &cause), 0);
     CU_ASSERT_EQUAL(c.workers, 32);         /* back to its default */
     CU_ASSERT_EQUAL(c.grace_ms, 5);
     CU_ASSERT_PTR_NULL(c.listen);
-    CU_ASSERT_EQUAL(c.routes.n, 5);
+    CU_ASSERT_EQUAL(c.routes.n, 6);
     config_free(&c);
 }
 
@@ -646,6 +657,8 @@ test_ranges(void)
         { "worker_stack_kb", 64, 65536, 0 },
         { "deadline_ms", 1, 86400000, 1 },
         { "probe_ms", 10, 60000, 1 },
+        { "slow_ms", 0, 86400000, 0 },
+        { "slow_ms", 0, 86400000, 1 },
         { "steps", 0, 1000, 1 },
         { "step_ms", 0, 600000, 1 },
     };
@@ -795,7 +808,7 @@ test_route_errors(void)
             "routes[0]: missing key \"handler\"" },
         { "{\"path\": \"/x\", \"handler\": \"cgi\"}", "\"handler\"",
             "routes[0].handler: must be work, exec, status, ping, "
-            "module or sql" },
+            "metrics, module or sql" },
         { "{\"path\": \"/x\", \"handler\": \"module\"}", "{\"path",
             "routes[0]: missing key \"module\"" },
         { "{\"path\": \"/x\", \"handler\": \"ping\", \"methods\": []}",

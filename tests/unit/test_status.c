@@ -50,7 +50,7 @@ test_status_keys(void)
     size_t       i;
 
     stats_init(4);
-    root = status_json();
+    root = status_json(0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(root);
     for (i = 0; i < sizeof requests / sizeof requests[0]; i++)
         CU_ASSERT_EQUAL(jget(root, "requests", requests[i]), 0);
@@ -91,7 +91,7 @@ test_status_counters(void)
     stats_cancel_latency(2500000);
     stats_cancel_latency(500000);
 
-    root = status_json();
+    root = status_json(0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(root);
     CU_ASSERT_EQUAL(jget(root, "requests", "accepted"), 9);
     CU_ASSERT_EQUAL(jget(root, "requests", "completed"), 2);
@@ -111,11 +111,39 @@ test_status_counters(void)
 
     /* stats_init() starts again from zero. */
     stats_init(2);
-    root = status_json();
+    root = status_json(0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(root);
     CU_ASSERT_EQUAL(jget(root, "requests", "cancelled"), 0);
     CU_ASSERT_EQUAL(jget(root, "cancelled_by_reason", "client_gone"), 0);
     CU_ASSERT_EQUAL(jget(root, "cancel_latency", "samples"), 0);
+    json_object_put(root);
+}
+
+/* Milliseconds at 3 decimals; "jobs" only when asked for (?full). */
+static void
+test_status_precision_full(void)
+{
+    json_object *root, *jobs;
+    const char  *text;
+
+    stats_init(1);
+    stats_cancel_latency(87000);            /* 0.087 ms */
+    stats_cancel_latency(2500000);
+    root = status_json(0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"p50_ms\":0.087,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"max_ms\":2.500"));
+    CU_ASSERT_PTR_NULL(strstr(text, "0.08699"));
+    CU_ASSERT_FALSE(json_object_object_get_ex(root, "jobs", NULL));
+    CU_ASSERT_EQUAL(jget(root, "slow", NULL), 0);
+    CU_ASSERT_EQUAL(jget(root, "connections_open", NULL), 0);
+    json_object_put(root);
+    root = status_json(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    CU_ASSERT_FATAL(json_object_object_get_ex(root, "jobs", &jobs));
+    CU_ASSERT(json_object_is_type(jobs, json_type_array));
+    CU_ASSERT_EQUAL(json_object_array_length(jobs), 0);    /* no watcher */
     json_object_put(root);
 }
 
@@ -154,6 +182,7 @@ test_status_handler(void)
 static CU_TestInfo status_tests[] = {
     { "documented keys", test_status_keys },
     { "stats_end moves the right counters", test_status_counters },
+    { "3 decimals, ?full", test_status_precision_full },
     { "status handler", test_status_handler },
     CU_TEST_INFO_NULL
 };

@@ -10,7 +10,9 @@
  * halves, stray bytes), checks that the right token is cancelled with the
  * right reason within a bound, or is not cancelled, that an ABORT is
  * consumed and nothing else is, that stray bytes do not make the thread
- * spin, and that deadlines, disarm, re-arm and many slots at once behave.
+ * spin, and that deadlines, disarm, re-arm and many slots at once behave;
+ * the slow instant (one count per job) and watcher_jobs(), what
+ * /status?full lists.
  * Every wait is bounded (fc_token_wait() with a limit); CUnit assertions are
  * made on the main thread only.
  */
@@ -35,6 +37,7 @@
 #include "fcgi_cancel.h"
 #include "log.h"
 #include "proto.h"
+#include "status.h"
 #include "token.h"
 #include "util.h"
 #include "watcher.h"
@@ -936,6 +939,105 @@ test_new_free(void)
     watcher_free(NULL);
 }
 
+/* What watcher_jobs() reported, copied. */
+struct seen_job {
+    uint64_t        id;
+    char            route[32], method[16], client[32];
+    uint64_t        elapsed_ns;
+    enum fc_reason  reason;
+};
+
+struct seen_jobs {
+    struct seen_job j[4];
+    int             n;
+};
+
+/* A watcher_job_cb: copy the job into the struct seen_jobs arg. */
+static void
+see_job(void *arg, const struct watcher_job *job)
+{
+    struct seen_jobs *s = arg;
+    struct seen_job  *j;
+
+    if (s->n >= 4)
+        return;
+    j = &s->j[s->n++];
+    j->id = job->id;
+    snprintf(j->route, sizeof j->route, "%s", job->route ? job->route : "-");
+    snprintf(j->method, sizeof j->method, "%s",
+        job->method ? job->method : "-");
+    snprintf(j->client, sizeof j->client, "%s",
+        job->client ? job->client : "-");
+    j->elapsed_ns = job->elapsed_ns;
+    j->reason = job->reason;
+}
+
+/* Is stats.slow at least 1 yet? */
+static int
+slow_counted(void)
+{
+    return atomic_load(&stats.slow) >= 1;
+}
+
+/*
+ * A job past its slow instant is counted once (and gets its line); the
+ * jobs in flight are listed with their route, method, client, elapsed
+ * time and cancel reason; only the cancelled one is a straggler.
+ */
+static void
+test_slow_and_jobs(void)
+{
+    struct watcher *w = new_watcher(2);
+    struct conn     a, b;
+    struct seen_jobs seen = { .n = 0 };
+    uint64_t        t0;
+    int             i;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_EQUAL_FATAL(conn_open(&a), 0);
+    CU_ASSERT_EQUAL_FATAL(conn_open(&b), 0);
+    stats_init(2);
+    t0 = now_ns();
+    CU_ASSERT_EQUAL(watcher_arm(w, 0, &(struct watch){ .fd = a.sv[0],
+        .reqid = REQID, .id = 7, .tok = a.tok, .route = "/r",
+        .method = "GET", .client = "10.0.0.1", .start_ns = t0,
+        .slow_ns = t0 + 50 * MS }), 0);
+    CU_ASSERT_EQUAL(watcher_arm(w, 1, &(struct watch){ .fd = b.sv[0],
+        .reqid = REQID, .id = 8, .tok = b.tok, .route = "/q",
+        .method = "POST", .start_ns = t0 }), 0);
+    token_cancel(b.tok, FC_ABORTED);
+    for (i = 0; i < 200 && !slow_counted(); i++)
+        nap_ms(10);
+    CU_ASSERT_EQUAL(atomic_load(&stats.slow), 1);
+    CU_ASSERT(now_ns() - t0 >= 50 * MS);
+    nap_ms(100);                            /* once, not at every tick */
+    CU_ASSERT_EQUAL(atomic_load(&stats.slow), 1);
+    CU_ASSERT_FALSE(fc_token_cancelled(a.tok));     /* slow goes on */
+
+    CU_ASSERT_EQUAL(watcher_jobs(w, 0, see_job, &seen), 2);
+    CU_ASSERT_EQUAL_FATAL(seen.n, 2);
+    CU_ASSERT_EQUAL(seen.j[0].id, 7);
+    CU_ASSERT_STRING_EQUAL(seen.j[0].route, "/r");
+    CU_ASSERT_STRING_EQUAL(seen.j[0].method, "GET");
+    CU_ASSERT_STRING_EQUAL(seen.j[0].client, "10.0.0.1");
+    CU_ASSERT(seen.j[0].elapsed_ns >= 150 * MS);
+    CU_ASSERT_EQUAL(seen.j[0].reason, FC_REASON_NONE);
+    CU_ASSERT_EQUAL(seen.j[1].id, 8);
+    CU_ASSERT_STRING_EQUAL(seen.j[1].client, "-");
+    CU_ASSERT_EQUAL(seen.j[1].reason, FC_ABORTED);
+    seen.n = 0;
+    CU_ASSERT_EQUAL(watcher_jobs(w, 1, see_job, &seen), 1);
+    CU_ASSERT_EQUAL(seen.j[0].id, 8);
+    CU_ASSERT_EQUAL(watcher_stragglers(w, NULL, NULL), 1);
+
+    watcher_disarm(w, 0);
+    watcher_disarm(w, 1);
+    CU_ASSERT_EQUAL(watcher_jobs(w, 0, NULL, NULL), 0);
+    conn_close(&a);
+    conn_close(&b);
+    watcher_free(w);
+}
+
 static CU_TestInfo classify_tests[] = {
     { "empty", test_classify_empty },
     { "partial header", test_classify_partial_header },
@@ -974,6 +1076,7 @@ static CU_TestInfo deadline_tests[] = {
     { "disarm then close", test_disarm_then_close },
     { "re-arm with a new token", test_rearm_new_token },
     { "re-arm after a cancel", test_rearm_after_cancel },
+    { "slow instant, jobs in flight", test_slow_and_jobs },
     CU_TEST_INFO_NULL
 };
 
