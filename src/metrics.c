@@ -204,7 +204,7 @@ metrics_init(int workers)
         lat_ns[i] = (uint64_t)(lat_bounds[i] * 1e9 + 0.5);
     size = sizeof(struct metrics_worker);
     size = (size + METRICS_LINE - 1) / METRICS_LINE * METRICS_LINE;
-    if ((blocks = calloc((size_t)n, sizeof *blocks)) == NULL)
+    if ((blocks = calloc((size_t)n, sizeof(struct metrics_worker *))) == NULL)
         goto fail;
     for (w = 0; w < n; w++) {
         if ((blocks[w] = aligned_alloc(METRICS_LINE, size)) == NULL)
