@@ -55,6 +55,10 @@ JSON
     out=$("$FCGI_CANCEL" -t --config "$T/drop.json" 2>&1) ||
         t_fail "-t as root, user nobody, a module: $out"
     t_start_server --config "$T/drop.json"
+    # The socket is bound as root; the drop comes after it, before the
+    # "serving on" line.
+    t_wait_for 10000 t_log_has ' serving on ' ||
+        t_fail "the server did not start serving"
     uid=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$SERVER_PID/status")
     gid=$(awk '/^Gid:/ { print $2, $3, $4, $5 }' "/proc/$SERVER_PID/status")
     groups=$(awk '/^Groups:/ { print $2 }' "/proc/$SERVER_PID/status")
