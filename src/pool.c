@@ -73,6 +73,7 @@
 
 struct conn {
     int              fd;
+    uint64_t         id;            /* unique in the process (watcher.c) */
     int              in_epoll;      /* registered in p->epfd */
     int              waiting;       /* in the set: on p->waiting (mtx) */
     int              mid;           /* a request has begun (mtx to read
@@ -111,6 +112,7 @@ struct pool {
     int                  started;
     _Atomic int          busy;
     _Atomic int          quit;
+    _Atomic uint64_t     next_conn; /* the last connection number given */
 
     pthread_mutex_t      mtx;
     pthread_cond_t       drained;   /* accepting fell to 0 while draining */
@@ -411,6 +413,8 @@ pool_accept(struct pool *p)
         return NULL;
     }
     c->fd = fd;
+    c->id = atomic_fetch_add_explicit(&p->next_conn, 1,
+        memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&stats.connections, 1, memory_order_relaxed);
     return c;
 }
@@ -433,8 +437,8 @@ worker_request(struct worker *wk, struct conn *c)
         conn_close(p, c);
         return 0;
     }
-    verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, &c->rq,
-        &c->pending);
+    verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, c->id,
+        &c->rq, &c->pending);
     /* Bytes already read belong to the next request. */
     c->mid = c->pending.len > 0;
     c->t_first = now_ns();
@@ -502,6 +506,15 @@ worker_serve(struct worker *wk, struct conn *c)
                     return;
                 if (pool_draining(p) && !c->discard) {
                     conn_close(p, c);
+                    return;
+                }
+                /* Nothing left over: wait for the next request at once,
+                 * not after a read that would find nothing (the front end
+                 * sends it only after this answer; the re-arm reports
+                 * bytes that are already there). */
+                if (!c->discard && c->pending.len == 0 &&
+                    c->rq.reply.len == 0) {
+                    conn_wait(p, c, EPOLLIN);
                     return;
                 }
                 continue;

@@ -13,10 +13,12 @@
  *      with the request cancels it at once (proto_classify());
  *   2. a request refused while it was read (proto.c's reject) is answered
  *      413 or 431; else the route is matched (router.c: 404, 405);
- *   3. the watcher's slot of this worker is armed with the connection, the
- *      token and the deadline (the route's deadline_ms, shortened by the
- *      param FCGI_CANCEL_DEADLINE_MS), the handler runs on this thread, and
- *      the slot is disarmed;
+ *   3. the watcher's slot of this worker is armed with the connection
+ *      (which stays in the watcher's epoll set from its first request to
+ *      its close: no epoll_ctl() per request), the token and the deadline
+ *      (the route's deadline_ms, shortened by the param
+ *      FCGI_CANCEL_DEADLINE_MS), the handler runs on this thread, and the
+ *      slot is disarmed;
  *   4. the outcome: cancelled (the token's reason: 499 for a gone client,
  *      504 at the deadline, 503 at shutdown, written only if the headers
  *      are not out or nothing followed them), failed (500) or completed;
@@ -173,8 +175,8 @@ serve_finish_cancelled(fc_response *resp, enum fc_reason reason)
  * (FC_OK when no handler ran: the answer is written).
  */
 static int
-serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
-    struct serve_req *r)
+serve_run(struct serve *sv, int slot, int fd, uint64_t conn,
+    struct proto_req *pr, struct serve_req *r)
 {
     const struct route *rt;
     struct watch        wa;
@@ -205,7 +207,8 @@ serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
     if (fc_token_cancelled(r->tok))
         return FC_CANCELLED;
     wa = (struct watch){
-        .fd = fd, .reqid = (int)pr->id, .id = r->id, .tok = r->tok,
+        .fd = fd, .reqid = (int)pr->id, .id = r->id, .conn = conn,
+        .tok = r->tok,
         .deadline_ns = serve_deadline(rt, pr->envp, r->t0),
         .resp = r->resp, .probe_ms = rt->probe_ms
     };
@@ -256,7 +259,7 @@ serve_log(const struct serve_req *r)
 
 enum serve_verdict
 serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
-    struct proto_req *pr, struct buf *pending)
+    uint64_t conn, struct proto_req *pr, struct buf *pending)
 {
     struct serve_req    r = { .keep = 1 };
     enum serve_verdict  verdict;
@@ -284,7 +287,7 @@ serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
             buf_consume(pending, consume);
             token_cancel(r.tok, FC_ABORTED);
         }
-        serve_outcome(&r, serve_run(sv, slot, fd, pr, &r));
+        serve_outcome(&r, serve_run(sv, slot, fd, conn, pr, &r));
         /* The rest of the output, the end of FCGI_STDOUT and
          * FCGI_END_REQUEST (answering an FCGI_ABORT_REQUEST too; a front
          * end that only half-closed still reads it).  Fails at once if a
