@@ -106,14 +106,19 @@ int                 proto_end_request(struct buf *b, unsigned id,
 /* Content bytes an output record carries at most (libfcgi's default). */
 #define PROTO_OUT_SIZE      8192
 
+/* The bytes of a proto_out's buffer: header, content, padding, the empty
+ * FCGI_STDOUT, FCGI_END_REQUEST. */
+#define PROTO_OUT_BUF       (8 + PROTO_OUT_SIZE + 7 + 8 + 16)
+
 struct proto_out {
     FCGX_Stream         s;
     int                 fd;
     unsigned            id;
     size_t              owed_off;   /* a record proto_out_try() could not */
     size_t              owed_len;   /* send whole: buf[off..off+len) */
-    /* header, content, padding, the empty FCGI_STDOUT, FCGI_END_REQUEST */
-    unsigned char       buf[8 + PROTO_OUT_SIZE + 7 + 8 + 16];
+    unsigned char      *buf;        /* PROTO_OUT_BUF bytes, the owner's: set
+                                       before proto_out_open(); apart, so
+                                       that an unused one is never touched */
 };
 
 /* Start the FCGI_STDOUT stream of request id on fd; return the stream. */

@@ -1228,6 +1228,28 @@ test_end_request_bytes(void)
 
 /* ---- proto_out and proto_send -------------------------------------- */
 
+/* A proto_out with its buffer, or NULL. */
+static struct proto_out *
+out_new(void)
+{
+    struct proto_out *o = calloc(1, sizeof *o);
+
+    if (o != NULL && (o->buf = calloc(1, PROTO_OUT_BUF)) == NULL) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Free what out_new() returned. */
+static void
+out_free(struct proto_out *o)
+{
+    if (o != NULL)
+        free(o->buf);
+    free(o);
+}
+
 /* A SOCK_SEQPACKET socketpair: one message per write of proto.c. */
 static void
 seqpacket(int sv[2])
@@ -1303,7 +1325,7 @@ test_out_small(void)
         1, FCGI_STDOUT, 0, 7, 0, 0, 0, 0,
         1, FCGI_END_REQUEST, 0, 7, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
     };
-    struct proto_out *o = calloc(1, sizeof *o);
+    struct proto_out *o = out_new();
     unsigned char     m[1024];
     FCGX_Stream      *s;
     int               sv[2];
@@ -1331,7 +1353,7 @@ test_out_small(void)
     CU_ASSERT_EQUAL(memcmp(m, want + 16, 24), 0);
     close(sv[0]);
     close(sv[1]);
-    free(o);
+    out_free(o);
 }
 
 /* A large response through FCGX_PutStr() and FCGX_FFlush(): full records
@@ -1340,7 +1362,7 @@ static void
 test_out_large(void)
 {
     enum { TOTAL = 9003 + 11001 };
-    struct proto_out *o = calloc(1, sizeof *o);
+    struct proto_out *o = out_new();
     unsigned char    *m = malloc(65536);
     char             *data = malloc(TOTAL);
     struct buf        content = { 0 };
@@ -1388,7 +1410,7 @@ test_out_large(void)
     close(sv[1]);
     free(data);
     free(m);
-    free(o);
+    out_free(o);
 }
 
 /* A write to a closed peer: FCGX_GetError() says why, proto_out_ok()
@@ -1396,7 +1418,7 @@ test_out_large(void)
 static void
 test_out_closed_peer(void)
 {
-    struct proto_out *o = calloc(1, sizeof *o);
+    struct proto_out *o = out_new();
     char             *big = calloc(1, 3 * PROTO_OUT_SIZE);
     FCGX_Stream      *s;
     int               sv[2];
@@ -1439,7 +1461,7 @@ test_out_closed_peer(void)
     CU_ASSERT_FALSE(proto_out_ok(o));
     close(sv[0]);
     free(big);
-    free(o);
+    out_free(o);
 }
 
 /* Read what fd has now (without waiting) into got; bytes read. */
