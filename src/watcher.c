@@ -82,6 +82,7 @@
 
 #define WATCH_WAKE      UINT64_MAX          /* epoll data of the eventfd */
 #define WATCH_TIMER     (UINT64_MAX - 1)    /* epoll data of the timerfd */
+#define WATCH_BATCH     64                  /* epoll events taken at once */
 
 struct slot {
     int              armed;
@@ -256,57 +257,115 @@ watcher_peek(int fd, int reqid)
     return FC_REASON_NONE;
 }
 
-/* Handle an event of a registered connection. */
-static void
-watcher_event(struct watcher *w, uint64_t data, uint32_t events)
-{
-    enum fc_reason      reason = FC_REASON_NONE;
-    struct slot        *s;
-    struct wfd         *f;
-    fc_token           *tok = NULL;
-    int                 fd = (int)(data & 0x7fffffffu);
-    int                 hup = (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-                            != 0;
+/* A connection of a batch whose bytes are peeked at without the lock. */
+struct peek {
+    struct slot     *s;
+    struct wfd      *f;
+    int              fd;
+    int              reqid;
+    int              hup;           /* half-closed as well */
+};
 
-    xmutex_lock(&w->mtx);
+/*
+ * Decide what the event of a registered connection means (mtx held):
+ * return the reason to cancel its slot's token, or FC_REASON_NONE; with
+ * bytes to look at, mark the slot busy and add it to pk instead.
+ */
+static enum fc_reason
+watcher_event(struct watcher *w, uint64_t data, uint32_t events,
+    struct slot **sp, struct peek *pk, int *npk)
+{
+    struct slot *s;
+    struct wfd  *f;
+    int          fd = (int)(data & 0x7fffffffu);
+    int          hup = (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0;
+
     if (fd >= w->nfds || w->fds[fd].gen != (uint32_t)(data >> 32) ||
-        w->fds[fd].conn == 0) {
-        xmutex_unlock(&w->mtx);
-        return;
-    }
+        w->fds[fd].conn == 0)
+        return FC_REASON_NONE;
     f = &w->fds[fd];
     if (f->slot < 0) {
         /* Idle or being read: remember a hang-up for the next arm. */
         if (hup)
             f->gone = 1;
-        xmutex_unlock(&w->mtx);
-        return;
+        return FC_REASON_NONE;
     }
-    s = &w->slots[f->slot];
-    if (s->tok == NULL || fc_token_cancelled(s->tok)) {
-        xmutex_unlock(&w->mtx);
-        return;
+    s = *sp = &w->slots[f->slot];
+    if (s->tok == NULL || fc_token_cancelled(s->tok) || s->busy)
+        return FC_REASON_NONE;
+    /* Closed or reset: gone, whatever it sent before (no peek: when many
+     * connections close at once, each peek delays the next cancel). */
+    if ((events & (EPOLLHUP | EPOLLERR)) != 0 ||
+        (hup && (events & EPOLLIN) == 0)) {
+        f->gone = 1;
+        return FC_CLIENT_GONE;
     }
     if (events & EPOLLIN) {
         s->busy = 1;
-        xmutex_unlock(&w->mtx);
-        reason = watcher_peek(fd, s->reqid);
-        xmutex_lock(&w->mtx);
-        watcher_release(w, s);
+        pk[*npk] = (struct peek){ .s = s, .f = f, .fd = fd,
+            .reqid = s->reqid, .hup = hup };
+        (*npk)++;
     }
-    if (reason == FC_REASON_NONE && hup)
-        reason = FC_CLIENT_GONE;
-    if (reason != FC_REASON_NONE) {
-        if (reason == FC_CLIENT_GONE)
-            f->gone = 1;
-        tok = s->tok;
-        token_ref(tok);
+    return FC_REASON_NONE;
+}
+
+/*
+ * Handle a batch of epoll events: decide under the lock, once, what each
+ * means; peek without it at the connections that sent bytes; cancel
+ * after.  Return 1 if the timer fired among them.
+ */
+static int
+watcher_events(struct watcher *w, const struct epoll_event *evs, int n)
+{
+    struct peek      pk[WATCH_BATCH];
+    struct due       due[WATCH_BATCH];
+    enum fc_reason   reason[WATCH_BATCH];
+    struct slot     *s;
+    int              i, npk = 0, ndue = 0, timer = 0;
+
+    xmutex_lock(&w->mtx);
+    for (i = 0; i < n; i++) {
+        enum fc_reason r;
+
+        if (evs[i].data.u64 == WATCH_WAKE)
+            continue;       /* stop is checked by the loop */
+        if (evs[i].data.u64 == WATCH_TIMER) {
+            timer = 1;
+            continue;
+        }
+        s = NULL;
+        r = watcher_event(w, evs[i].data.u64, evs[i].events, &s, pk, &npk);
+        if (r != FC_REASON_NONE) {
+            token_ref(s->tok);
+            due[ndue].tok = s->tok;
+            due[ndue++].reason = r;
+        }
     }
     xmutex_unlock(&w->mtx);
-    if (tok != NULL) {
-        token_cancel(tok, reason);
-        token_unref(tok);
+    for (i = 0; i < npk; i++)
+        reason[i] = watcher_peek(pk[i].fd, pk[i].reqid);
+    if (npk > 0) {
+        xmutex_lock(&w->mtx);
+        for (i = 0; i < npk; i++) {
+            s = pk[i].s;
+            watcher_release(w, s);
+            if (reason[i] == FC_REASON_NONE && pk[i].hup)
+                reason[i] = FC_CLIENT_GONE;
+            if (reason[i] == FC_REASON_NONE)
+                continue;
+            if (reason[i] == FC_CLIENT_GONE)
+                pk[i].f->gone = 1;
+            token_ref(s->tok);
+            due[ndue].tok = s->tok;
+            due[ndue++].reason = reason[i];
+        }
+        xmutex_unlock(&w->mtx);
     }
+    for (i = 0; i < ndue; i++) {
+        token_cancel(due[i].tok, due[i].reason);
+        token_unref(due[i].tok);
+    }
+    return timer;
 }
 
 /*
@@ -325,24 +384,18 @@ static void *
 watcher_main(void *arg)
 {
     struct watcher     *w = arg;
-    struct epoll_event  evs[64];
-    int                 i, n;
+    struct epoll_event  evs[WATCH_BATCH];
+    int                 n;
 
     while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
-        n = epoll_wait(w->epfd, evs, (int)nitems(evs), -1);
+        n = epoll_wait(w->epfd, evs, WATCH_BATCH, -1);
         if (n < 0) {
             if (errno != EINTR)
                 log_warn("watcher: epoll_wait");
             continue;
         }
-        for (i = 0; i < n; i++) {
-            if (evs[i].data.u64 == WATCH_WAKE)
-                continue;       /* stop is checked by the loop */
-            if (evs[i].data.u64 == WATCH_TIMER)
-                watcher_timers(w);
-            else
-                watcher_event(w, evs[i].data.u64, evs[i].events);
-        }
+        if (watcher_events(w, evs, n))
+            watcher_timers(w);
     }
     return NULL;
 }
