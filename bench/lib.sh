@@ -352,6 +352,7 @@ bench_nginx_write() {
         PORT[$p-off]=$(t_free_port)
         PORT[$p-ka]=$(t_free_port)
     done
+    PORT[fc-h2]=$(t_free_port)
     _t_nginx_conf "bench/run" "'\$request \$status'" \
         "$(bench_nginx_http)" 8192
 }
@@ -375,6 +376,15 @@ bench_nginx_http() {
         }
         location = /__t_nginx_ready {
             return 204;
+        }
+    }
+
+    # fcgi-cancel over cleartext HTTP/2 (table 8: a stream reset).
+    server {
+        listen 127.0.0.1:${PORT[fc-h2]} http2 backlog=4096;
+        location / {
+            $BENCH_PARAMS
+            fastcgi_pass unix:$T/fc.sock;
         }
     }
 EOF
