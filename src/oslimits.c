@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -31,13 +32,18 @@
 static long long
 oslimits_read(const char *path)
 {
+    char        line[64], *end;
     FILE       *f;
     long long   v = -1;
 
     if ((f = fopen(path, "r")) == NULL)
         return -1;
-    if (fscanf(f, "%lld", &v) != 1)
-        v = -1;
+    if (fgets(line, sizeof line, f) != NULL) {
+        errno = 0;
+        v = strtoll(line, &end, 10);
+        if (errno != 0 || end == line || v < 0)
+            v = -1;
+    }
     fclose(f);
     return v;
 }
