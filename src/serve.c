@@ -47,9 +47,11 @@
  * short; response_put() sees that, marks the response failed, and
  * response_unlock() cancels the token with FC_WRITE_ERROR, once, after
  * letting go of the lock, so the job's cancel callbacks run on its own
- * thread.  fc_response_flush() takes the same path through FCGX_FFlush(),
- * and so do the watcher's probes (response_probe(), from its thread, with
- * the response's lock taken by trylock).
+ * thread.  fc_response_flush() takes the same path through FCGX_FFlush().
+ * The watcher's probes (response_probe(), from its thread, with the
+ * response's lock taken by trylock) flush with proto_out_try() instead,
+ * which never blocks: what a full socket does not take stays owed and
+ * goes first, blocking, with the handler's next write or the end.
  *
  * Locking: none of its own.  The server-wide state (struct serve) is fixed
  * once made but for next_id, an atomic; a request's token, response and
