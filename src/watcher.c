@@ -259,8 +259,7 @@ watcher_peek(int fd, int reqid)
 
 /* A connection of a batch whose bytes are peeked at without the lock. */
 struct peek {
-    struct slot     *s;
-    struct wfd      *f;
+    struct slot     *s;             /* busy: stays armed with fd */
     int              fd;
     int              reqid;
     int              hup;           /* half-closed as well */
@@ -302,7 +301,7 @@ watcher_event(struct watcher *w, uint64_t data, uint32_t events,
     }
     if (events & EPOLLIN) {
         s->busy = 1;
-        pk[*npk] = (struct peek){ .s = s, .f = f, .fd = fd,
+        pk[*npk] = (struct peek){ .s = s, .fd = fd,
             .reqid = s->reqid, .hup = hup };
         (*npk)++;
     }
@@ -353,8 +352,9 @@ watcher_events(struct watcher *w, const struct epoll_event *evs, int n)
                 reason[i] = FC_CLIENT_GONE;
             if (reason[i] == FC_REASON_NONE)
                 continue;
+            /* By index: the table may have grown meanwhile. */
             if (reason[i] == FC_CLIENT_GONE)
-                pk[i].f->gone = 1;
+                w->fds[pk[i].fd].gone = 1;
             token_ref(s->tok);
             due[ndue].tok = s->tok;
             due[ndue++].reason = reason[i];
