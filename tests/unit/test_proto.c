@@ -1479,6 +1479,79 @@ drain(int fd, struct buf *got)
     return total;
 }
 
+/*
+ * proto_out_try() (the watcher's probes): on a full socket it sends what
+ * fits of the record and keeps the rest owed; the stream's next write
+ * sends the owed bytes first; nothing is lost or reordered, and the end
+ * records follow.
+ */
+static void
+test_out_try_full_socket(void)
+{
+    struct proto_out *o = out_new();
+    struct buf        got = { 0 }, content = { 0 }, recs = { 0 };
+    char              junk[4096];
+    FCGX_Stream      *s;
+    size_t            filled = 0, filled2 = 0, mark;
+    ssize_t           n;
+    int               sv[2], sz = 4096, empty = 0, end = 0, rounds = 0, rc;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+        sv) == 0);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    memset(junk, 'j', sizeof junk);
+    while ((n = send(sv[0], junk, sizeof junk, MSG_DONTWAIT)) > 0)
+        filled += (size_t)n;
+    CU_ASSERT_FATAL(filled > 0);
+
+    s = proto_out_open(o, sv[0], ID);
+    CU_ASSERT_EQUAL(FCGX_PutStr("probe ", 6, s), 6);
+    /* Full: owed, and the next tries send nothing more. */
+    CU_ASSERT_EQUAL(proto_out_try(s), 0);
+    CU_ASSERT_TRUE(o->owed_len > 0);
+    CU_ASSERT_EQUAL(proto_out_try(s), 0);
+    CU_ASSERT_TRUE(proto_out_ok(o));
+    /* The peer reads; a non-blocking try then sends the rest. */
+    do {
+        drain(sv[1], &got);
+        rc = proto_out_try(s);
+    } while (rc == 0 && ++rounds < 100000);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_EQUAL(o->owed_len, 0);
+    drain(sv[1], &got);
+    mark = got.len;
+    /* Owed again, then a write of the handler: the owed bytes go first
+     * (blocking), and the write is buffered behind them. */
+    CU_ASSERT_EQUAL(FCGX_PutStr("x", 1, s), 1);
+    while ((n = send(sv[0], junk, sizeof junk, MSG_DONTWAIT)) > 0)
+        filled2 += (size_t)n;
+    CU_ASSERT_EQUAL(proto_out_try(s), 0);
+    drain(sv[1], &got);         /* room for the owed record */
+    CU_ASSERT_EQUAL(FCGX_PutStr("body", 4, s), 4);
+    CU_ASSERT_EQUAL(o->owed_len, 0);
+    drain(sv[1], &got);
+    CU_ASSERT_EQUAL(proto_out_end(o), 0);
+    drain(sv[1], &got);
+
+    /* Junk, a record, junk, the rest: without the junk, well-formed
+     * records carrying "probe xbody". */
+    CU_ASSERT_FATAL(got.len > mark + filled2 && mark > filled);
+    add(&recs, got.data + filled, mark - filled);
+    add(&recs, got.data + mark + filled2, got.len - mark - filled2);
+    CU_ASSERT_EQUAL(parse_out((const unsigned char *)recs.data, recs.len,
+        ID, &content, &empty, &end) > 0, 1);
+    CU_ASSERT_TRUE(buf_is(&content, "probe xbody", 11));
+    CU_ASSERT_EQUAL(empty, 1);
+    CU_ASSERT_EQUAL(end, 1);
+    close(sv[0]);
+    close(sv[1]);
+    buf_free(&got);
+    buf_free(&content);
+    buf_free(&recs);
+    out_free(o);
+}
+
 /* proto_send() without waiting on a full socket: sends what fits, keeps
  * the rest; sends it all once the peer reads. */
 static void
@@ -1585,6 +1658,7 @@ static CU_TestInfo out_tests[] = {
     { "small response, one write at the end", test_out_small },
     { "large response: records, flushes", test_out_large },
     { "closed peer", test_out_closed_peer },
+    { "proto_out_try: full socket, owed bytes", test_out_try_full_socket },
     { "proto_send: full socket", test_send_full_socket },
     { "proto_send: wait bounded", test_send_wait_timeout },
     CU_TEST_INFO_NULL
