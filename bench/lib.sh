@@ -352,6 +352,7 @@ bench_nginx_write() {
         PORT[$p-off]=$(t_free_port)
         PORT[$p-ka]=$(t_free_port)
     done
+    PORT[fc-h2]=$(t_free_port)
     _t_nginx_conf "bench/run" "'\$request \$status'" \
         "$(bench_nginx_http)" 8192
 }
@@ -375,6 +376,15 @@ bench_nginx_http() {
         }
         location = /__t_nginx_ready {
             return 204;
+        }
+    }
+
+    # fcgi-cancel over cleartext HTTP/2 (table 8: a stream reset).
+    server {
+        listen 127.0.0.1:${PORT[fc-h2]} http2 backlog=4096;
+        location / {
+            $BENCH_PARAMS
+            fastcgi_pass unix:$T/fc.sock;
         }
     }
 EOF
@@ -423,6 +433,21 @@ median() {
         else if (NR % 2) print v[(NR + 1) / 2];
         else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# AWK_EPOCH: awk's epoch_ms(s), the epoch ms of a server log's UTC
+# timestamp (no gawk needed); tables 3 and 7 put it in front of programs.
+AWK_EPOCH='
+function epoch_ms(s,    y, m, d, hh, mi, sec, era, yoe, mp, doy, doe) {
+    y = substr(s, 1, 4) + 0; m = substr(s, 6, 2) + 0; d = substr(s, 9, 2) + 0
+    hh = substr(s, 12, 2) + 0; mi = substr(s, 15, 2) + 0
+    sec = substr(s, 18); sub(/Z$/, "", sec); sec += 0
+    if (m <= 2) y--
+    era = int(y / 400); yoe = y - era * 400
+    mp = (m + 9) % 12
+    doy = int((153 * mp + 2) / 5) + d - 1
+    doe = yoe * 365 + int(yoe / 4) - int(yoe / 100) + doy
+    return ((era * 146097 + doe - 719468) * 86400 + hh * 3600 + mi * 60) * 1000 + sec * 1000
+}'
 
 # pctl P: the P-th percentile (nearest rank) of the numbers on stdin.
 pctl() {

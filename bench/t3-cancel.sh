@@ -8,20 +8,6 @@
 
 [ "${BASH_SOURCE[0]}" != "$0" ] || exec "$(dirname "$0")/run" t3 "$@"
 
-# epoch ms of the server log's UTC timestamps, in awk (no gawk needed).
-AWK_EPOCH='
-function epoch_ms(s,    y, m, d, hh, mi, sec, era, yoe, mp, doy, doe) {
-    y = substr(s, 1, 4) + 0; m = substr(s, 6, 2) + 0; d = substr(s, 9, 2) + 0
-    hh = substr(s, 12, 2) + 0; mi = substr(s, 15, 2) + 0
-    sec = substr(s, 18); sub(/Z$/, "", sec); sec += 0
-    if (m <= 2) y--
-    era = int(y / 400); yoe = y - era * 400
-    mp = (m + 9) % 12
-    doy = int((153 * mp + 2) / 5) + d - 1
-    doe = yoe * 365 + int(yoe / 4) - int(yoe / 100) + doy
-    return ((era * 146097 + doe - 719468) * 86400 + hh * 3600 + mi * 60) * 1000 + sec * 1000
-}'
-
 # table3: measure table 3 into results/t3.raw, write results/t3.md.
 table3() {
     local mode inflight tag s0 s1 n want c0 c1

@@ -17,7 +17,7 @@
 #include "router.h"
 
 /* Bounds and defaults of the top-level keys. */
-#define CONFIG_WORKERS_MAX          4096
+#define CONFIG_WORKERS_MAX          16384
 #define CONFIG_MS_MAX               86400000L       /* one day */
 #define CONFIG_BODY_MAX             (1L << 40)      /* 1 TiB */
 #define CONFIG_STACK_KB_MIN         64
@@ -31,7 +31,7 @@ struct config {
     char           *listen;         /* NULL: an inherited socket */
     mode_t          socket_mode;    /* of a unix socket we bind; 0660 */
     char           *socket_group;   /* NULL: the process's group */
-    long            workers;        /* 1..4096; 32 */
+    long            workers;        /* 1..16384; 32 */
     long            grace_ms;       /* 0..86400000; 10000 */
     long            max_body_bytes; /* 0..1 TiB; 1048576 */
     long            read_timeout_ms;/* 0..86400000; 30000 */

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "generation.h"
 #include "handlers/handlers.h"
+#include "oslimits.h"
 #include "listen.h"
 #include "accesslog.h"
 #include "log.h"
@@ -57,7 +58,7 @@ usage(FILE *f)
 "  -t, --test                check the configuration, print OK, exit\n"
 "  -l, --listen ADDR         unix:/path/to.sock or tcp:HOST:PORT; without it,\n"
 "                            a socket from systemd (LISTEN_FDS) or fd 0\n"
-"  -w, --workers N           worker threads (default 32, 1..4096)\n"
+"  -w, --workers N           worker threads (default 32, 1..16384)\n"
 "  -g, --grace-ms MS         on SIGTERM, time jobs get to finish before they\n"
 "                            are cancelled (default 10000)\n"
 "      --max-body-bytes N    larger request bodies get 413 (default 1048576)\n"
@@ -710,6 +711,7 @@ main(int argc, char **argv)
         fprintf(stderr, "fcgi-cancel: out of memory\n");
         goto fail_listen;
     }
+    oslimits_check(cfg.workers);
     pc.workers = (int)cfg.workers;
     pc.stack_size = (size_t)cfg.worker_stack_kb * 1024;
     nroutes = cfg.routes.n;

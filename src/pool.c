@@ -77,11 +77,17 @@
 #include "util.h"
 #include "watcher.h"
 
-/* Bytes a worker reads from a connection at a time. */
+/* Bytes a worker reads from a connection at a time: at first READ_MIN
+ * (room for a whole small request), up to READ_CHUNK as a request grows.
+ * They are read straight into the connection's buffer of pending bytes,
+ * freed whenever it is empty, so a worker holds no read buffer and an idle
+ * or running connection none either. */
+#define READ_MIN            4096
 #define READ_CHUNK          65536
 
 struct conn {
     int              fd;
+    uint64_t         id;            /* unique in the process (watcher.c) */
     int              in_epoll;      /* registered in p->epfd */
     int              waiting;       /* in the set: on p->waiting (mtx) */
     int              mid;           /* a request has begun (mtx to read
@@ -104,7 +110,6 @@ struct worker {
     struct pool     *pool;
     int              slot;
     pthread_t        thread;
-    unsigned char   *scratch;       /* READ_CHUNK bytes */
     struct generation *gen;         /* held while it reads a connection */
     struct proto_out out;
 };
@@ -118,9 +123,12 @@ struct pool {
     struct watcher      *watcher;
     struct serve        *serve;
     struct worker       *workers;
+    unsigned char       *outbufs;   /* the workers' output buffers, one
+                                       calloc: pages untouched until used */
     int                  started;
     _Atomic int          busy;
     _Atomic int          quit;
+    _Atomic uint64_t     next_conn; /* the last connection number given */
 
     pthread_mutex_t      mtx;
     pthread_cond_t       drained;   /* accepting fell to 0 while draining */
@@ -429,10 +437,39 @@ pool_accept(struct pool *p)
         return NULL;
     }
     c->fd = fd;
+    c->id = atomic_fetch_add_explicit(&p->next_conn, 1,
+        memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&stats.connections, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&stats.connections_open, 1,
         memory_order_relaxed);
     return c;
+}
+
+/*
+ * Read what is there on c into c->pending, without blocking.  Return the
+ * bytes read, 0 at end of file, or -1 with errno set (ENOMEM: no room).
+ */
+static ssize_t
+conn_read(struct conn *c)
+{
+    size_t  room = c->pending.len < READ_MIN ? READ_MIN : c->pending.len;
+    ssize_t n;
+
+    if (room > READ_CHUNK)
+        room = READ_CHUNK;
+    if (c->pending.size > c->pending.len + 1 + room)
+        room = c->pending.size - c->pending.len - 1;
+    if (buf_reserve(&c->pending, room) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    room = c->pending.size - c->pending.len - 1;
+    n = recv(c->fd, c->pending.data + c->pending.len, room, MSG_DONTWAIT);
+    if (n > 0) {
+        c->pending.len += (size_t)n;
+        c->pending.data[c->pending.len] = '\0';
+    }
+    return n;
 }
 
 /*
@@ -453,8 +490,10 @@ worker_request(struct worker *wk, struct conn *c)
         conn_close(p, c);
         return 0;
     }
-    verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, &c->rq,
-        &c->pending);
+    if (c->pending.len == 0)
+        buf_free(&c->pending);      /* not held while the job runs */
+    verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, c->id,
+        &c->rq, &c->pending);
     if (wk->gen->number != gen_number()) {
         gen_put(wk->gen);               /* the next request reads with */
         wk->gen = gen_get();            /* the limits of a reload */
@@ -499,7 +538,8 @@ worker_read(struct worker *wk, struct conn *c)
             return;
         }
         if (c->discard) {
-            n = recv(c->fd, wk->scratch, READ_CHUNK, MSG_DONTWAIT);
+            n = conn_read(c);
+            c->pending.len = 0;
             if (n > 0 || (n < 0 && errno == EINTR))
                 continue;
             if (n < 0 && errno == EAGAIN) {
@@ -530,6 +570,15 @@ worker_read(struct worker *wk, struct conn *c)
                     conn_close(p, c);
                     return;
                 }
+                /* Nothing left over: wait for the next request at once,
+                 * not after a read that would find nothing (the front end
+                 * sends it only after this answer; the re-arm reports
+                 * bytes that are already there). */
+                if (!c->discard && c->pending.len == 0 &&
+                    c->rq.reply.len == 0) {
+                    conn_wait(p, c, EPOLLIN);
+                    return;
+                }
                 continue;
             }
             if (res == PROTO_CLOSE) {
@@ -542,18 +591,18 @@ worker_read(struct worker *wk, struct conn *c)
             if (c->rq.reply.len > 0)
                 continue;       /* send the answers before reading on */
         }
-        n = recv(c->fd, wk->scratch, READ_CHUNK, MSG_DONTWAIT);
+        n = conn_read(c);
         if (n > 0) {
             if (!c->mid) {
                 c->mid = 1;
                 c->t_first = now_ns();
             }
-            if (buf_add(&c->pending, wk->scratch, (size_t)n) != 0) {
-                log_warnx("pool: out of memory, connection closed");
-                conn_close(p, c);
-                return;
-            }
             continue;
+        }
+        if (n < 0 && errno == ENOMEM) {
+            log_warnx("pool: out of memory, connection closed");
+            conn_close(p, c);
+            return;
         }
         if (n < 0 && errno == EINTR)
             continue;
@@ -716,17 +765,18 @@ pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
     }
+    if ((p->outbufs = calloc((size_t)cfg->workers, PROTO_OUT_BUF)) ==
+        NULL) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
     pthread_attr_init(&attr);
     if (cfg->stack_size > 0)
         pthread_attr_setstacksize(&attr, cfg->stack_size);
     for (i = 0; i < cfg->workers; i++) {
         p->workers[i].pool = p;
         p->workers[i].slot = i;
-        if ((p->workers[i].scratch = malloc(READ_CHUNK)) == NULL) {
-            pthread_attr_destroy(&attr);
-            snprintf(msg, sizeof msg, "out of memory");
-            goto fail;
-        }
+        p->workers[i].out.buf = p->outbufs + (size_t)i * PROTO_OUT_BUF;
         rc = pthread_create(&p->workers[i].thread, &attr, worker_main,
             &p->workers[i]);
         if (rc != 0) {
@@ -803,11 +853,8 @@ pool_free(struct pool *p)
         log_warn("pool: waking workers");
     for (i = 0; i < p->started; i++)
         pthread_join(p->workers[i].thread, NULL);
-    if (p->workers != NULL) {
-        for (i = 0; i < p->cfg.workers; i++)
-            free(p->workers[i].scratch);
-    }
     free(p->workers);
+    free(p->outbufs);
     serve_free(p->serve);
     metrics_fini();
     stats_set_watcher(NULL);

@@ -496,6 +496,22 @@ proto_out_fail(struct proto_out *o)
 }
 
 /*
+ * Send, blocking, the rest of a record that proto_out_try() could not send
+ * whole, and open the buffer again; return 0, or -1 if the write failed.
+ */
+static int
+proto_out_settle(struct proto_out *o)
+{
+    if (o->owed_len == 0)
+        return 0;
+    if (proto_write(o->fd, o->buf + o->owed_off, o->owed_len, 0) < 0)
+        return -1;
+    o->owed_len = 0;
+    o->s.wrNext = o->buf + FCGI_HEADER_LEN;
+    return 0;
+}
+
+/*
  * The FCGX_Stream's emptyBuffProc, called by libfcgi (FCGX_PutStr() when
  * the buffer is full, FCGX_FFlush()): send the buffered content.
  */
@@ -503,8 +519,14 @@ static void
 proto_out_empty(FCGX_Stream *s, int do_close)
 {
     struct proto_out *o = s->data;
-    size_t            n = proto_out_seal(o);
+    size_t            n;
 
+    if (proto_out_settle(o) != 0) {
+        proto_out_fail(o);
+        s->wrNext = s->stop;
+        return;
+    }
+    n = proto_out_seal(o);
     if (do_close) {
         proto_header(o->buf + n, FCGI_STDOUT, o->id, 0, 0);
         n += FCGI_HEADER_LEN;
@@ -523,6 +545,7 @@ proto_out_open(struct proto_out *o, int fd, unsigned id)
     memset(&o->s, 0, sizeof o->s);
     o->fd = fd;
     o->id = id;
+    o->owed_off = o->owed_len = 0;
     o->s.wrNext = o->s.rdNext = o->s.stopUnget = o->buf + FCGI_HEADER_LEN;
     o->s.stop = o->buf + FCGI_HEADER_LEN + PROTO_OUT_SIZE;
     o->s.emptyBuffProc = proto_out_empty;
@@ -540,6 +563,10 @@ proto_out_end(struct proto_out *o)
         errno = o->s.FCGI_errno > 0 ? o->s.FCGI_errno : EIO;
         return -1;
     }
+    if (proto_out_settle(o) != 0) {
+        proto_out_fail(o);
+        return -1;
+    }
     n = proto_out_seal(o);
     proto_header(o->buf + n, FCGI_STDOUT, o->id, 0, 0);
     n += FCGI_HEADER_LEN;
@@ -553,6 +580,36 @@ proto_out_end(struct proto_out *o)
         return -1;
     }
     return 0;
+}
+
+int
+proto_out_try(FCGX_Stream *s)
+{
+    struct proto_out *o = s->data;
+    ssize_t           sent;
+
+    if (s->emptyBuffProc != proto_out_empty)
+        return FCGX_FFlush(s) == 0 && FCGX_GetError(s) == 0 ? 1 : -1;
+    if (s->isClosed)
+        return -1;
+    if (o->owed_len == 0) {
+        if ((o->owed_len = proto_out_seal(o)) == 0)
+            return 1;
+        o->owed_off = 0;
+        s->wrNext = s->stop;    /* the next write settles the rest first */
+    }
+    sent = proto_write(o->fd, o->buf + o->owed_off, o->owed_len,
+        MSG_DONTWAIT);
+    if (sent < 0) {
+        proto_out_fail(o);
+        return -1;
+    }
+    o->owed_off += (size_t)sent;
+    o->owed_len -= (size_t)sent;
+    if (o->owed_len > 0)
+        return 0;
+    s->wrNext = o->buf + FCGI_HEADER_LEN;
+    return 1;
 }
 
 int

@@ -106,12 +106,19 @@ int                 proto_end_request(struct buf *b, unsigned id,
 /* Content bytes an output record carries at most (libfcgi's default). */
 #define PROTO_OUT_SIZE      8192
 
+/* The bytes of a proto_out's buffer: header, content, padding, the empty
+ * FCGI_STDOUT, FCGI_END_REQUEST. */
+#define PROTO_OUT_BUF       (8 + PROTO_OUT_SIZE + 7 + 8 + 16)
+
 struct proto_out {
     FCGX_Stream         s;
     int                 fd;
     unsigned            id;
-    /* header, content, padding, the empty FCGI_STDOUT, FCGI_END_REQUEST */
-    unsigned char       buf[8 + PROTO_OUT_SIZE + 7 + 8 + 16];
+    size_t              owed_off;   /* a record proto_out_try() could not */
+    size_t              owed_len;   /* send whole: buf[off..off+len) */
+    unsigned char      *buf;        /* PROTO_OUT_BUF bytes, the owner's: set
+                                       before proto_out_open(); apart, so
+                                       that an unused one is never touched */
 };
 
 /* Start the FCGI_STDOUT stream of request id on fd; return the stream. */
@@ -123,6 +130,17 @@ FCGX_Stream        *proto_out_open(struct proto_out *o, int fd, unsigned id);
  * (errno set) if a write failed now or before.
  */
 int                 proto_out_end(struct proto_out *o);
+
+/*
+ * Send what stream s holds without blocking: the content buffered as one
+ * FCGI_STDOUT record, or what is left of the record a previous call could
+ * not send whole.  What the socket does not take stays owed (nothing more
+ * goes into the stream until then) and goes first, blocking, with the
+ * stream's next write or its end.  A stream that is not a proto_out is
+ * flushed (FCGX_FFlush()).  Return 1 if nothing is left, 0 if bytes are
+ * owed (the socket is full), -1 if a write failed (the stream is failed).
+ */
+int                 proto_out_try(FCGX_Stream *s);
 
 /* Has every write of the stream succeeded so far? */
 int                 proto_out_ok(const struct proto_out *o);

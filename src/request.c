@@ -25,6 +25,7 @@
 #include <json-c/json.h>
 
 #include "log.h"
+#include "proto.h"
 #include "request.h"
 #include "token.h"
 #include "util.h"
@@ -59,6 +60,7 @@ struct fc_response {
     uint64_t           bytes;       /* body bytes written by the handler */
     uint64_t           probe_mark;  /* bytes at the last probe tick */
     uint64_t           probes;      /* probe bytes written */
+    int                probe_owed;  /* a probe's bytes wait for room */
 };
 
 static const struct {
@@ -527,6 +529,22 @@ fc_response_committed(const fc_response *resp)
     return committed;
 }
 
+/*
+ * Send what the response holds without blocking (mtx held); return 1 if
+ * all went, 0 if the socket is full (the rest goes with the next write),
+ * -1 if the write failed (the response is failed).
+ */
+static int
+response_try(fc_response *resp)
+{
+    int r = proto_out_try(resp->out);
+
+    if (r < 0)
+        return response_fail(resp);
+    resp->probe_owed = r == 0;
+    return r;
+}
+
 int
 response_probe(fc_response *resp)
 {
@@ -537,18 +555,31 @@ response_probe(fc_response *resp)
         return 0;
     if (resp->failed) {
         rc = -1;
+    } else if (resp->probe_owed) {
+        /* The last probe is still in the buffer: only push it on. */
+        rc = response_try(resp) < 0 ? -1 : 0;
     } else if (resp->bytes != resp->probe_mark) {
         resp->probe_mark = resp->bytes;     /* it wrote since the last tick */
+    } else if ((rc = response_try(resp)) == 1) {
+        /* The buffer is empty: the header block (unless it cannot fit
+         * without a blocking write) and one space go in, then out. */
+        rc = 0;
+        if (!resp->committed && resp->headers.len + 128 >=
+            (size_t)(resp->out->stop - resp->out->wrNext)) {
+            log_debug("probe skipped: header block too large");
+        } else {
+            if (!resp->committed && !resp->has_type &&
+                buf_printf(&resp->headers,
+                "Content-Type: application/json\r\n") == 0)
+                resp->has_type = 1;
+            if (response_commit(resp) != 0 ||
+                response_put(resp, " ", 1) != 0 || response_try(resp) < 0)
+                rc = -1;
+            else
+                resp->probes++;
+        }
     } else {
-        if (!resp->committed && !resp->has_type &&
-            buf_printf(&resp->headers,
-            "Content-Type: application/json\r\n") == 0)
-            resp->has_type = 1;
-        if (response_commit(resp) != 0 || response_put(resp, " ", 1) != 0 ||
-            response_push(resp) != 0)
-            rc = -1;
-        else
-            resp->probes++;
+        rc = rc < 0 ? -1 : 0;           /* 0: the socket is full: skip */
     }
     /* The caller cancels on -1: nobody else must. */
     if (rc != 0)

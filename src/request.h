@@ -60,8 +60,11 @@ int          response_failed(const fc_response *resp);
  * Called by the watcher every probe_ms while the request's job runs: if the
  * handler wrote nothing since the previous call and is not writing now,
  * send the headers (if not yet; Content-Type application/json unless set)
- * and one space, flushed.  Return 0, or -1 if the write failed: the caller
- * then cancels the token with FC_WRITE_ERROR.
+ * and one space, flushed without blocking: on a full socket the bytes wait
+ * in the buffer and later ticks only push them on (the tick is skipped).
+ * Never waits, neither for the handler nor for the peer.  Return 0, or -1
+ * if the write failed: the caller then cancels the token with
+ * FC_WRITE_ERROR.
  */
 int          response_probe(fc_response *resp);
 

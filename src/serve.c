@@ -17,10 +17,12 @@
  *      (router.c: 404, 405); the reference is dropped when the request has
  *      ended and been logged, so a reload in the meantime changes nothing
  *      for it: it runs with the route, options and module it began with;
- *   3. the watcher's slot of this worker is armed with the connection, the
- *      token and the deadline (the route's deadline_ms, shortened by the
- *      param FCGI_CANCEL_DEADLINE_MS), the handler runs on this thread, and
- *      the slot is disarmed;
+ *   3. the watcher's slot of this worker is armed with the connection
+ *      (which stays in the watcher's epoll set from its first request to
+ *      its close: no epoll_ctl() per request), the token and the deadline
+ *      (the route's deadline_ms, shortened by the param
+ *      FCGI_CANCEL_DEADLINE_MS), the handler runs on this thread, and the
+ *      slot is disarmed;
  *   4. the outcome: cancelled (the token's reason: 499 for a gone client,
  *      504 at the deadline, 503 at shutdown, written only if the headers
  *      are not out or nothing followed them), failed (500) or completed;
@@ -55,9 +57,11 @@
  * short; response_put() sees that, marks the response failed, and
  * response_unlock() cancels the token with FC_WRITE_ERROR, once, after
  * letting go of the lock, so the job's cancel callbacks run on its own
- * thread.  fc_response_flush() takes the same path through FCGX_FFlush(),
- * and so do the watcher's probes (response_probe(), from its thread, with
- * the response's lock taken by trylock).
+ * thread.  fc_response_flush() takes the same path through FCGX_FFlush().
+ * The watcher's probes (response_probe(), from its thread, with the
+ * response's lock taken by trylock) flush with proto_out_try() instead,
+ * which never blocks: what a full socket does not take stays owed and
+ * goes first, blocking, with the handler's next write or the end.
  *
  * Locking: none of its own.  The server-wide state (struct serve) is fixed
  * once made but for next_id, an atomic; the generation's reference is
@@ -186,8 +190,8 @@ serve_finish_cancelled(fc_response *resp, enum fc_reason reason)
  * (FC_OK when no handler ran: the answer is written).
  */
 static int
-serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
-    struct serve_req *r)
+serve_run(struct serve *sv, int slot, int fd, uint64_t conn,
+    struct proto_req *pr, struct serve_req *r)
 {
     const struct route *rt;
     struct watch        wa;
@@ -219,7 +223,8 @@ serve_run(struct serve *sv, int slot, int fd, struct proto_req *pr,
         return FC_CANCELLED;
     slow = rt->slow_ms >= 0 ? rt->slow_ms : r->gen->cfg.slow_ms;
     wa = (struct watch){
-        .fd = fd, .reqid = (int)pr->id, .id = r->id, .tok = r->tok,
+        .fd = fd, .reqid = (int)pr->id, .id = r->id, .conn = conn,
+        .tok = r->tok,
         .deadline_ns = serve_deadline(rt, pr->envp, r->t0),
         .resp = r->resp, .probe_ms = rt->probe_ms,
         .route = rt->name, .method = fc_request_method(r->req),
@@ -275,7 +280,7 @@ serve_log(const struct serve_req *r)
 
 enum serve_verdict
 serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
-    struct proto_req *pr, struct buf *pending)
+    uint64_t conn, struct proto_req *pr, struct buf *pending)
 {
     struct serve_req    r = { .keep = 1 };
     enum serve_verdict  verdict;
@@ -303,7 +308,7 @@ serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
             buf_consume(pending, consume);
             token_cancel(r.tok, FC_ABORTED);
         }
-        serve_outcome(slot, &r, serve_run(sv, slot, fd, pr, &r));
+        serve_outcome(slot, &r, serve_run(sv, slot, fd, conn, pr, &r));
         /* The rest of the output, the end of FCGI_STDOUT and
          * FCGI_END_REQUEST (answering an FCGI_ABORT_REQUEST too; a front
          * end that only half-closed still reads it).  Fails at once if a

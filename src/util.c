@@ -57,7 +57,7 @@ xmutex_unlock(pthread_mutex_t *m)
         mutex_fatal("pthread_mutex_unlock", rc);
 }
 
-static int
+int
 buf_reserve(struct buf *b, size_t extra)
 {
     size_t  need, size;

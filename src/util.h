@@ -26,6 +26,8 @@ struct buf {
     size_t  size;
 };
 
+/* Make room for extra more bytes (and the NUL); 0, or -1 if out of memory. */
+int     buf_reserve(struct buf *b, size_t extra);
 /* Append len bytes; return 0, or -1 on allocation failure. */
 int     buf_add(struct buf *b, const void *p, size_t len);
 /* Append formatted text; return 0, or -1 on failure. */

@@ -10,9 +10,13 @@
  * it ever writes.  The watcher fills that gap.  Each worker owns one slot;
  * after it has read a request's body it arms its slot (serve.c) with the
  * connection, the request id, the token and the deadline, and it disarms
- * the slot before it finishes the request.  While armed, the connection
- * sits in the watcher's epoll set, edge-triggered, for EPOLLIN |
- * EPOLLRDHUP:
+ * the slot before it finishes the request.  A connection goes into the
+ * watcher's epoll set, edge-triggered, for EPOLLIN | EPOLLRDHUP, at the
+ * first arm of its life and stays there until it is closed (closing it
+ * takes it out), so that a kept connection costs no epoll_ctl() per
+ * request (a caller without a connection number, struct watch's conn 0,
+ * gets the connection added at arm and removed at disarm instead).  Its
+ * events, while a slot is armed with it:
  *
  *   - EPOLLHUP, EPOLLERR, EPOLLRDHUP, or a peek that reads 0 bytes or fails
  *     (ECONNRESET): the front end closed or half-closed the connection ->
@@ -33,27 +37,36 @@
  *     tick), so that a front end that notices a gone client only when it
  *     writes to it (Apache, lighttpd without tcp-fin-propagate) finds out
  *     and closes the connection; a failed probe cancels with
- *     FC_WRITE_ERROR.  The probe runs under mtx but only with the
- *     response's lock taken by trylock: the watcher never waits for a
- *     worker that is writing.
+ *     FC_WRITE_ERROR.  A probe never waits: the response's lock is taken by
+ *     trylock and the write does not block (a full socket skips the tick).
  *   - the slow instant (slow_ms, serve.c): the same timer; a job still
  *     armed past it gets one warn line and a count in stats.slow.  The
  *     line is formatted under mtx (the route, method and client strings
  *     are the request's, valid only while the slot is armed) and written
  *     after mtx is let go.
  *
- * The cancel itself (which runs the token's callbacks) happens without the
- * watcher's lock, holding a reference to the token.
+ * While no slot is armed with it (the connection is idle, or a worker is
+ * reading its next request) its events are dropped, but a hang-up is
+ * remembered, so a front end that left before the arm is seen at the arm.
  *
- * Epoll events carry the slot number and the slot's generation, bumped at
- * every arm, so an event that was already queued for a slot's previous
- * request is recognised and dropped.
+ * The watcher never does socket I/O under its lock, and so never makes a
+ * worker wait for a peer: it marks the slot busy under the lock, peeks,
+ * consumes or probes without it, and clears busy under it again;
+ * watcher_disarm() waits for busy to clear (a non-blocking call's time),
+ * so the connection and the response stay valid while the watcher uses
+ * them.  The cancel itself (which runs the token's callbacks) happens
+ * without the lock too, holding a reference to the token.
  *
- * Locking: `mtx` protects the slots and `timer_next`.  It is taken by the
- * workers (arm, disarm), by the watcher thread, and by watcher_jobs() for
- * /status (whose callback copies what it lists, and blocks on nothing);
- * nothing else is locked while it is held except by token_ref() and the
- * probe's trylock.
+ * Epoll events carry the descriptor and its registration's generation,
+ * bumped whenever the descriptor is registered anew, so an event that was
+ * already queued for a previous connection on the same number is
+ * recognised and dropped.
+ *
+ * Locking: `mtx` protects the slots, the descriptor table and
+ * `timer_next`.  It is taken by the workers (arm, disarm), by the watcher
+ * thread, and by watcher_jobs() for /status (whose callback copies what
+ * it lists, and blocks on nothing); nothing else is locked while it is held except by
+ * token_ref().  `idle` is signalled under it when a busy slot is released.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -78,13 +91,15 @@
 #define WATCH_WAKE      UINT64_MAX          /* epoll data of the eventfd */
 #define WATCH_TIMER     (UINT64_MAX - 1)    /* epoll data of the timerfd */
 #define WATCH_SLOW_LINE 320                 /* bytes of one slow line */
+#define WATCH_BATCH     64                  /* epoll events taken at once */
 
 struct slot {
     int              armed;
-    uint32_t         gen;
+    int              busy;          /* the watcher uses fd or resp now */
     int              fd;
     int              reqid;
     uint64_t         id;
+    uint64_t         conn;          /* 0: fd registered for this request */
     fc_token        *tok;
     uint64_t         deadline_ns;   /* 0: none (or already fired) */
     fc_response     *resp;
@@ -95,6 +110,14 @@ struct slot {
     const char      *client;
     uint64_t         start_ns;
     uint64_t         slow_ns;       /* 0: none (or already written) */
+};
+
+/* A descriptor in the epoll set, indexed by its number. */
+struct wfd {
+    uint64_t         conn;          /* the connection registered; 0: none */
+    uint32_t         gen;           /* of the registration, in events */
+    int              slot;          /* armed with it; -1: none */
+    int              gone;          /* hung up while no slot was armed */
 };
 
 /* A cancel decided under the lock, carried out without it. */
@@ -111,11 +134,15 @@ struct watcher {
     _Atomic int      stop;
 
     pthread_mutex_t  mtx;
+    pthread_cond_t   idle;          /* a busy slot was released */
     struct slot     *slots;         /* protected by mtx */
     int              nslots;
+    struct wfd      *fds;           /* protected by mtx */
+    int              nfds;          /* entries in fds */
     uint64_t         timer_next;    /* protected by mtx: 0 = timer off */
     struct due      *due;           /* scratch for the timer, watcher only */
     char           (*slow)[WATCH_SLOW_LINE];   /* the same, slow lines */
+    int             *probe;         /* scratch for the timer: slots */
 };
 
 /* Return the earliest instant the timer must wake for on s, 0: none. */
@@ -172,11 +199,29 @@ watcher_slow_line(const struct slot *s, uint64_t now, char *line)
  * Cancel every slot past its deadline; probe the slots due for it; write
  * the slow lines due.
  */
+/* Release a slot the watcher marked busy; mtx held. */
+static void
+watcher_release(struct watcher *w, struct slot *s)
+{
+    s->busy = 0;
+    pthread_cond_broadcast(&w->idle);
+}
+
+/* Note a cancel of s's token for after the lock; mtx held. */
+static void
+watcher_due(struct watcher *w, int *n, struct slot *s, enum fc_reason reason)
+{
+    token_ref(s->tok);
+    w->due[*n].tok = s->tok;
+    w->due[(*n)++].reason = reason;
+}
+
+/* Cancel every slot past its deadline; probe the slots due for it. */
 static void
 watcher_timers(struct watcher *w)
 {
     uint64_t    now, expirations;
-    int         i, n = 0, nslow = 0;
+    int         i, n = 0, np = 0, nslow = 0;
 
     if (read(w->timerfd, &expirations, sizeof expirations) < 0) {
         /* EAGAIN: a reprogrammed timer; the scan below is harmless */
@@ -195,21 +240,29 @@ watcher_timers(struct watcher *w)
         if (s->deadline_ns != 0 && s->deadline_ns <= now) {
             s->deadline_ns = 0;
             s->probe_ns = 0;
-            token_ref(s->tok);
-            w->due[n].tok = s->tok;
-            w->due[n++].reason = FC_DEADLINE;
+            watcher_due(w, &n, s, FC_DEADLINE);
         } else if (s->probe_ns != 0 && s->next_probe <= now) {
             s->next_probe = now + s->probe_ns;
-            /* Lock order: mtx, then the response's lock, taken by
-             * trylock (the watcher never waits for a writing worker). */
-            if (response_probe(s->resp) != 0) {
-                s->probe_ns = 0;
-                token_ref(s->tok);
-                w->due[n].tok = s->tok;
-                w->due[n++].reason = FC_WRITE_ERROR;
-            }
+            s->busy = 1;
+            w->probe[np++] = i;
         }
     }
+    xmutex_unlock(&w->mtx);
+    /* The probes, without the lock: busy keeps each slot's response
+     * alive (watcher_disarm() waits), and none of them blocks. */
+    for (i = 0; i < np; i++) {
+        struct slot *s = &w->slots[w->probe[i]];
+        int          rc = response_probe(s->resp);
+
+        xmutex_lock(&w->mtx);
+        if (rc != 0 && s->probe_ns != 0) {
+            s->probe_ns = 0;
+            watcher_due(w, &n, s, FC_WRITE_ERROR);
+        }
+        watcher_release(w, s);
+        xmutex_unlock(&w->mtx);
+    }
+    xmutex_lock(&w->mtx);
     w->timer_next = UINT64_MAX;     /* force a reprogram */
     watcher_timer_update(w);
     xmutex_unlock(&w->mtx);
@@ -224,57 +277,144 @@ watcher_timers(struct watcher *w)
     }
 }
 
-/* Handle an event of an armed connection. */
-static void
-watcher_event(struct watcher *w, uint64_t data, uint32_t events)
+/*
+ * Peek at what arrived on fd behind request reqid, without blocking;
+ * consume a whole FCGI_ABORT_REQUEST for it.  Return the reason to
+ * cancel, FC_REASON_NONE for none.
+ */
+static enum fc_reason
+watcher_peek(int fd, int reqid)
 {
     unsigned char       buf[64];
-    struct slot        *s;
-    enum fc_reason      reason = FC_REASON_NONE;
     enum proto_class    v;
-    fc_token           *tok = NULL;
     size_t              consume;
     ssize_t             r;
-    int                 slot = (int)(data & 0xffffffffu);
 
-    if (slot < 0 || slot >= w->nslots)
-        return;
-    xmutex_lock(&w->mtx);
-    s = &w->slots[slot];
-    if (!s->armed || s->gen != (uint32_t)(data >> 32) || s->tok == NULL) {
-        xmutex_unlock(&w->mtx);
-        return;
+    r = recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+        return FC_CLIENT_GONE;
+    if (r < 0)
+        return FC_REASON_NONE;
+    v = proto_classify(buf, (size_t)r, reqid, &consume);
+    if (v == PROTO_CLASS_ABORT) {
+        if (recv(fd, buf, consume, MSG_DONTWAIT) < 0)
+            log_debug("watcher: consuming ABORT_REQUEST failed");
+        return FC_ABORTED;
+    }
+    if (v == PROTO_CLASS_STRAY)
+        log_debug("watcher: fd %d: stray bytes ignored", fd);
+    return FC_REASON_NONE;
+}
+
+/* A connection of a batch whose bytes are peeked at without the lock. */
+struct peek {
+    struct slot     *s;             /* busy: stays armed with fd */
+    int              fd;
+    int              reqid;
+    int              hup;           /* half-closed as well */
+};
+
+/*
+ * Decide what the event of a registered connection means (mtx held):
+ * return the reason to cancel its slot's token, or FC_REASON_NONE; with
+ * bytes to look at, mark the slot busy and add it to pk instead.
+ */
+static enum fc_reason
+watcher_event(struct watcher *w, uint64_t data, uint32_t events,
+    struct slot **sp, struct peek *pk, int *npk)
+{
+    struct slot *s;
+    struct wfd  *f;
+    int          fd = (int)(data & 0x7fffffffu);
+    int          hup = (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0;
+
+    if (fd >= w->nfds || w->fds[fd].gen != (uint32_t)(data >> 32) ||
+        w->fds[fd].conn == 0)
+        return FC_REASON_NONE;
+    f = &w->fds[fd];
+    if (f->slot < 0) {
+        /* Idle or being read: remember a hang-up for the next arm. */
+        if (hup)
+            f->gone = 1;
+        return FC_REASON_NONE;
+    }
+    s = *sp = &w->slots[f->slot];
+    if (s->tok == NULL || fc_token_cancelled(s->tok) || s->busy)
+        return FC_REASON_NONE;
+    /* Closed or reset: gone, whatever it sent before (no peek: when many
+     * connections close at once, each peek delays the next cancel). */
+    if ((events & (EPOLLHUP | EPOLLERR)) != 0 ||
+        (hup && (events & EPOLLIN) == 0)) {
+        f->gone = 1;
+        return FC_CLIENT_GONE;
     }
     if (events & EPOLLIN) {
-        r = recv(s->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-            reason = FC_CLIENT_GONE;
-        } else if (r > 0) {
-            v = proto_classify(buf, (size_t)r, s->reqid, &consume);
-            if (v == PROTO_CLASS_ABORT) {
-                if (recv(s->fd, buf, consume, MSG_DONTWAIT) < 0)
-                    log_debug("watcher: consuming ABORT_REQUEST failed");
-                reason = FC_ABORTED;
-            } else if (v == PROTO_CLASS_STRAY) {
-                log_debug("watcher: slot %d: stray bytes ignored", slot);
-            }
+        s->busy = 1;
+        pk[*npk] = (struct peek){ .s = s, .fd = fd,
+            .reqid = s->reqid, .hup = hup };
+        (*npk)++;
+    }
+    return FC_REASON_NONE;
+}
+
+/*
+ * Handle a batch of epoll events: decide under the lock, once, what each
+ * means; peek without it at the connections that sent bytes; cancel
+ * after.  Return 1 if the timer fired among them.
+ */
+static int
+watcher_events(struct watcher *w, const struct epoll_event *evs, int n)
+{
+    struct peek      pk[WATCH_BATCH];
+    struct due       due[WATCH_BATCH];
+    enum fc_reason   reason[WATCH_BATCH];
+    struct slot     *s;
+    int              i, npk = 0, ndue = 0, timer = 0;
+
+    xmutex_lock(&w->mtx);
+    for (i = 0; i < n; i++) {
+        enum fc_reason r;
+
+        if (evs[i].data.u64 == WATCH_WAKE)
+            continue;       /* stop is checked by the loop */
+        if (evs[i].data.u64 == WATCH_TIMER) {
+            timer = 1;
+            continue;
+        }
+        s = NULL;
+        r = watcher_event(w, evs[i].data.u64, evs[i].events, &s, pk, &npk);
+        if (r != FC_REASON_NONE) {
+            token_ref(s->tok);
+            due[ndue].tok = s->tok;
+            due[ndue++].reason = r;
         }
     }
-    if (reason == FC_REASON_NONE &&
-        (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
-        reason = FC_CLIENT_GONE;
-    if (reason != FC_REASON_NONE) {
-        tok = s->tok;
-        token_ref(tok);
-        /* Done with this connection: nothing more to learn from it. */
-        if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL) != 0)
-            log_debug("watcher: EPOLL_CTL_DEL");
-    }
     xmutex_unlock(&w->mtx);
-    if (tok != NULL) {
-        token_cancel(tok, reason);
-        token_unref(tok);
+    for (i = 0; i < npk; i++)
+        reason[i] = watcher_peek(pk[i].fd, pk[i].reqid);
+    if (npk > 0) {
+        xmutex_lock(&w->mtx);
+        for (i = 0; i < npk; i++) {
+            s = pk[i].s;
+            watcher_release(w, s);
+            if (reason[i] == FC_REASON_NONE && pk[i].hup)
+                reason[i] = FC_CLIENT_GONE;
+            if (reason[i] == FC_REASON_NONE)
+                continue;
+            /* By index: the table may have grown meanwhile. */
+            if (reason[i] == FC_CLIENT_GONE)
+                w->fds[pk[i].fd].gone = 1;
+            token_ref(s->tok);
+            due[ndue].tok = s->tok;
+            due[ndue++].reason = reason[i];
+        }
+        xmutex_unlock(&w->mtx);
     }
+    for (i = 0; i < ndue; i++) {
+        token_cancel(due[i].tok, due[i].reason);
+        token_unref(due[i].tok);
+    }
+    return timer;
 }
 
 /*
@@ -293,24 +433,18 @@ static void *
 watcher_main(void *arg)
 {
     struct watcher     *w = arg;
-    struct epoll_event  evs[64];
-    int                 i, n;
+    struct epoll_event  evs[WATCH_BATCH];
+    int                 n;
 
     while (!atomic_load_explicit(&w->stop, memory_order_acquire)) {
-        n = epoll_wait(w->epfd, evs, (int)nitems(evs), -1);
+        n = epoll_wait(w->epfd, evs, WATCH_BATCH, -1);
         if (n < 0) {
             if (errno != EINTR)
                 log_warn("watcher: epoll_wait");
             continue;
         }
-        for (i = 0; i < n; i++) {
-            if (evs[i].data.u64 == WATCH_WAKE)
-                continue;       /* stop is checked by the loop */
-            if (evs[i].data.u64 == WATCH_TIMER)
-                watcher_timers(w);
-            else
-                watcher_event(w, evs[i].data.u64, evs[i].events);
-        }
+        if (watcher_events(w, evs, n))
+            watcher_timers(w);
     }
     return NULL;
 }
@@ -324,13 +458,15 @@ watcher_new(int nslots, char **cause)
     if ((w = calloc(1, sizeof *w)) == NULL ||
         (w->slots = calloc((size_t)nslots, sizeof *w->slots)) == NULL ||
         (w->due = calloc((size_t)nslots, sizeof *w->due)) == NULL ||
-        (w->slow = calloc((size_t)nslots, sizeof *w->slow)) == NULL) {
+        (w->slow = calloc((size_t)nslots, sizeof *w->slow)) == NULL ||
+        (w->probe = calloc((size_t)nslots, sizeof *w->probe)) == NULL) {
         *cause = strdup("watcher: out of memory");
         goto fail;
     }
     w->nslots = nslots;
     w->epfd = w->wakefd = w->timerfd = -1;
     xmutex_init(&w->mtx);
+    pthread_cond_init(&w->idle, NULL);
     if ((w->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (w->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
         (w->timerfd = timerfd_create(CLOCK_MONOTONIC,
@@ -356,11 +492,14 @@ fail:
             close(w->wakefd);
         if (w->timerfd >= 0)
             close(w->timerfd);
-        if (w->slots != NULL)
+        if (w->slots != NULL && w->due != NULL && w->probe != NULL) {
+            pthread_cond_destroy(&w->idle);
             xmutex_destroy(&w->mtx);
+        }
         free(w->slots);
         free(w->due);
         free(w->slow);
+        free(w->probe);
         free(w);
     }
     return NULL;
@@ -380,27 +519,88 @@ watcher_free(struct watcher *w)
     close(w->epfd);
     close(w->wakefd);
     close(w->timerfd);
+    pthread_cond_destroy(&w->idle);
     xmutex_destroy(&w->mtx);
     free(w->slots);
     free(w->due);
     free(w->slow);
+    free(w->probe);
+    free(w->fds);
     free(w);
+}
+
+/* Return the table entry of fd, growing the table; NULL if out of memory
+ * (mtx held). */
+static struct wfd *
+watcher_fd(struct watcher *w, int fd)
+{
+    struct wfd *t;
+    int         n, i;
+
+    if (fd >= w->nfds) {
+        n = w->nfds > 0 ? w->nfds : 64;
+        while (n <= fd)
+            n *= 2;
+        if ((t = realloc(w->fds, (size_t)n * sizeof *t)) == NULL)
+            return NULL;
+        for (i = w->nfds; i < n; i++)
+            t[i] = (struct wfd){ .slot = -1 };
+        w->fds = t;
+        w->nfds = n;
+    }
+    return &w->fds[fd];
+}
+
+/*
+ * Put fd into the epoll set for connection conn unless it is there
+ * already (mtx held).  Return 0, or -1 (logged).
+ */
+static int
+watcher_register(struct watcher *w, int slot, int fd, uint64_t conn)
+{
+    struct epoll_event  ev;
+    struct wfd         *f;
+
+    if ((f = watcher_fd(w, fd)) == NULL) {
+        log_warnx("watcher: out of memory, fd %d not watched", fd);
+        return -1;
+    }
+    if (conn != 0 && f->conn == conn) {
+        f->slot = slot;
+        return 0;
+    }
+    f->gen++;
+    f->conn = conn != 0 ? conn : UINT64_MAX;
+    f->gone = 0;
+    f->slot = slot;
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = ((uint64_t)f->gen << 32) | (uint32_t)fd;
+    /* EEXIST: the number's previous connection is still open somewhere
+     * (a child between fork and exec); take the registration over. */
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
+        (errno != EEXIST || epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)) {
+        log_warn("watcher: cannot watch fd %d", fd);
+        f->conn = 0;
+        f->slot = -1;
+        return -1;
+    }
+    return 0;
 }
 
 int
 watcher_arm(struct watcher *w, int slot, const struct watch *wa)
 {
-    struct epoll_event  ev;
     struct slot        *s = &w->slots[slot];
     uint64_t            next;
+    fc_token           *gone = NULL;
     int                 rc = 0;
 
     xmutex_lock(&w->mtx);
-    s->gen++;
     s->armed = 1;
     s->fd = wa->fd;
     s->reqid = wa->reqid;
     s->id = wa->id;
+    s->conn = wa->conn;
     s->tok = wa->tok;
     s->deadline_ns = wa->deadline_ns;
     s->resp = wa->resp;
@@ -413,17 +613,20 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
     s->start_ns = wa->start_ns;
     s->slow_ns = wa->slow_ns;
     if (wa->fd >= 0) {
-        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-        ev.data.u64 = ((uint64_t)s->gen << 32) | (uint32_t)slot;
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, wa->fd, &ev) != 0) {
-            log_warn("watcher: cannot watch fd %d", wa->fd);
-            rc = -1;
+        rc = watcher_register(w, slot, wa->fd, wa->conn);
+        if (rc == 0 && w->fds[wa->fd].gone) {
+            gone = wa->tok;     /* it hung up before the arm */
+            token_ref(gone);
         }
     }
     if ((next = slot_next(s)) != 0 &&
         (w->timer_next == 0 || next < w->timer_next))
         watcher_timer_update(w);
     xmutex_unlock(&w->mtx);
+    if (gone != NULL) {
+        token_cancel(gone, FC_CLIENT_GONE);
+        token_unref(gone);
+    }
     return rc;
 }
 
@@ -486,12 +689,24 @@ void
 watcher_disarm(struct watcher *w, int slot)
 {
     struct slot *s = &w->slots[slot];
+    struct wfd  *f;
 
     xmutex_lock(&w->mtx);
-    if (s->armed && s->fd >= 0 &&
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL) != 0 &&
-        errno != ENOENT)
-        log_warn("watcher: EPOLL_CTL_DEL fd %d", s->fd);
+    /* The watcher is peeking or probing: a non-blocking call's time. */
+    while (s->busy)
+        pthread_cond_wait(&w->idle, &w->mtx);
+    if (s->armed && s->fd >= 0 && s->fd < w->nfds) {
+        f = &w->fds[s->fd];
+        if (f->slot == slot)
+            f->slot = -1;
+        /* Registered for this request only: out of the set. */
+        if (s->conn == 0 && f->conn != 0) {
+            f->conn = 0;
+            if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL) != 0 &&
+                errno != ENOENT)
+                log_warn("watcher: EPOLL_CTL_DEL fd %d", s->fd);
+        }
+    }
     s->armed = 0;
     s->tok = NULL;
     s->fd = -1;

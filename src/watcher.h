@@ -28,6 +28,10 @@ struct watch {
     int              fd;            /* the FastCGI connection, or -1 */
     int              reqid;         /* the FastCGI request id on it */
     uint64_t         id;            /* the server's request number */
+    uint64_t         conn;          /* the connection's number, unique in
+                                       the process: fd stays watched
+                                       between its requests until closed;
+                                       0: watched for this request only */
     fc_token        *tok;
     uint64_t         deadline_ns;   /* CLOCK_MONOTONIC; 0: none */
     fc_response     *resp;          /* probed when probe_ms > 0 */
@@ -89,10 +93,11 @@ int         watcher_stragglers(struct watcher *w, watcher_straggler_cb cb,
                 void *arg);
 
 /*
- * Stop watching slot.  A cancel that the watcher decided just before may
- * still complete on its thread after this returns (it holds its own
- * reference to tok): the token can turn cancelled, and run its callbacks,
- * after.  Handlers remove their callbacks (fc_token_off_cancel) before they
+ * Stop watching slot; wait, if the watcher is peeking at its connection
+ * or probing its response, for that non-blocking call to end.  A cancel
+ * that the watcher decided just before may still complete on its thread
+ * after this returns (it holds its own reference to tok): the token can
+ * turn cancelled, and run its callbacks, after.  Handlers remove their callbacks (fc_token_off_cancel) before they
  * return, so nothing of theirs runs late.
  */
 void        watcher_disarm(struct watcher *w, int slot);

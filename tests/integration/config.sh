@@ -150,3 +150,17 @@ out=$(t_fcgi -m POST -u /post -p CONTENT_LENGTH=999999 -S -t 5000 2>&1) ||
     t_fail "raw 413: $out"
 grep -q '^Status: 413' <<< "$out" || t_fail "raw 413: $out"
 t_ok "body over max_body_bytes: 413 JSON, job not started, next request fine"
+
+# A descriptor limit too low for --workers is named at start-up, with the
+# value to raise it to (the soft limit is raised to the hard one first).
+(ulimit -Sn 100 && ulimit -Hn 150 &&
+    exec "$FCGI_CANCEL" --listen "unix:$T/limits.sock" --workers 300) \
+    > "$T/limits.log" 2>&1 &
+lim_pid=$!
+t_track "$lim_pid"
+t_wait_for 5000 grep -q 'serving on' "$T/limits.log" ||
+    t_fail "--workers 300 under ulimit -n 150: $(cat "$T/limits.log")"
+grep -q 'warn limits: RLIMIT_NOFILE is 150: .* raise it to 364 or more' \
+    "$T/limits.log" || t_fail "no limits warning: $(cat "$T/limits.log")"
+t_stop "$lim_pid"
+t_ok "a descriptor limit too low for --workers: named, with the value to set"

@@ -17,6 +17,13 @@
 #       lighttpd write, and the same queued close cancels within 1 s;
 #   then /status and /metrics answer local clients only (the snippet's
 #   $HTTP["remoteip"] condition).
+#   (f) as a user meets it: 20 clients in a row that send at once after
+#       connect() (tests/http-client, like curl) and close at 300 ms.  On
+#       the route with probes (the setup docs/frontends.md recommends)
+#       every one is cancelled, within 1 s of its close; on the route
+#       without, how many lighttpd passed on is counted and shown (a race:
+#       lighttpd watches the connection only if the request was not yet
+#       whole when it accepted it, see (d)).
 # The clients of (a) and (b) send their request only once lighttpd has
 # accepted the connection (t_http_after_accept), which is the case where
 # lighttpd watches it; tests/http-client sends at once, and then whether
@@ -228,3 +235,37 @@ t_ok "(e) with probe_ms 100 the same queued close cancelled the job" \
 # ---- /status and /metrics: local clients only --------------------------
 t_check_local_only "$LIGHTTPD_URL"
 t_ok "conf/lighttpd.conf: /status and /metrics answer 127.0.0.1, 403 to 127.0.0.2"
+# ---- (f) 20 abandons in a row, clients that send at once --------------
+# abandon_run PATH TAG: 20 abandons one after another; prints how many of
+# them were cancelled, and the delays (close -> "job cancelled") of those.
+abandon_run() {
+    local path=$1 tag=$2 i id n=0 lats=()
+    for i in $(seq 1 20); do
+        "$HTTP_CLIENT" -c 300 -t 10000 127.0.0.1 "$LIGHTTPD_PORT" \
+            "$path?steps=2&step_ms=500&task_param=$tag-$i" \
+            > "$T/closed-$tag-$i" 2>/dev/null || true
+        t_wait_for 3000 t_log_has "job start task_param=\"$tag-$i\"" ||
+            t_fail "$tag-$i: never started"
+        id=$(req_of "$tag-$i")
+        t_wait_for 3000 t_log_has "access req=$id " ||
+            t_fail "$tag-$i: req $id did not end"
+        if t_log_has "req=$id job cancelled"; then
+            cancelled_within "$tag-$i" "$T/closed-$tag-$i" 1000 \
+                'client_gone|write_error'
+            lats+=("$LAT")
+            n=$((n + 1))
+        fi
+    done
+    ABANDONED=$n
+    ABANDON_LATS=${lats[*]}
+}
+t_start_lighttpd
+abandon_run /probed fp
+[ "$ABANDONED" -eq 20 ] ||
+    t_fail "(f) with probes: only $ABANDONED of 20 abandons cancelled"
+t_ok "(f) tcp-fin-propagate + probe_ms 100: 20 of 20 abandons cancelled," \
+     "median $(median $ABANDON_LATS) ms after the close"
+abandon_run /cancel_tg fn
+t_ok "(f) tcp-fin-propagate without probes: $ABANDONED of 20 abandons" \
+     "cancelled (the others ran to their end: lighttpd read the request" \
+     "at accept and never watched the connection)"

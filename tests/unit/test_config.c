@@ -277,7 +277,7 @@ static const char full[] =
     "    \"listen\": \"unix:/run/fcgi-cancel/fc.sock\",\n"
     "    \"socket_mode\": \"0600\",\n"
     "    \"socket_group\": \"www-data\",\n"
-    "    \"workers\": 4096,        // max\n"
+    "    \"workers\": 16384,       // max\n"
     "    \"grace_ms\": 0,\n"
     "    \"max_body_bytes\": 1099511627776,\n"
     "    \"read_timeout_ms\": 86400000,\n"
@@ -311,7 +311,7 @@ test_full_file(void)
     CHECK_STR(c.listen, "unix:/run/fcgi-cancel/fc.sock");
     CU_ASSERT_EQUAL(c.socket_mode, 0600);
     CHECK_STR(c.socket_group, "www-data");
-    CU_ASSERT_EQUAL(c.workers, 4096);
+    CU_ASSERT_EQUAL(c.workers, 16384);
     CU_ASSERT_EQUAL(c.grace_ms, 0);
     CU_ASSERT_EQUAL(c.max_body_bytes, 1L << 40);
     CU_ASSERT_EQUAL(c.read_timeout_ms, 86400000);
@@ -650,7 +650,7 @@ test_ranges(void)
         long        min, max;
         int         route;      /* 0: top level, 1: a work route */
     } t[] = {
-        { "workers", 1, 4096, 0 },
+        { "workers", 1, 16384, 0 },
         { "grace_ms", 0, 86400000, 0 },
         { "max_body_bytes", 0, 1099511627776L, 0 },
         { "read_timeout_ms", 0, 86400000, 0 },
@@ -693,7 +693,7 @@ test_ranges(void)
     }
     /* Beyond 64 bits json-c saturates; still out of range. */
     ERR("{\"workers\": 99999999999999999999}",
-        ":1:2: workers: must be 1..4096");
+        ":1:2: workers: must be 1..16384");
     ERR("{\"grace_ms\": -99999999999999999999}",
         ":1:2: grace_ms: must be 0..86400000");
     ERR("{\"max_body_bytes\": 9223372036854775807}",

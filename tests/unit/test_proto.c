@@ -1228,6 +1228,28 @@ test_end_request_bytes(void)
 
 /* ---- proto_out and proto_send -------------------------------------- */
 
+/* A proto_out with its buffer, or NULL. */
+static struct proto_out *
+out_new(void)
+{
+    struct proto_out *o = calloc(1, sizeof *o);
+
+    if (o != NULL && (o->buf = calloc(1, PROTO_OUT_BUF)) == NULL) {
+        free(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Free what out_new() returned. */
+static void
+out_free(struct proto_out *o)
+{
+    if (o != NULL)
+        free(o->buf);
+    free(o);
+}
+
 /* A SOCK_SEQPACKET socketpair: one message per write of proto.c. */
 static void
 seqpacket(int sv[2])
@@ -1303,7 +1325,7 @@ test_out_small(void)
         1, FCGI_STDOUT, 0, 7, 0, 0, 0, 0,
         1, FCGI_END_REQUEST, 0, 7, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
     };
-    struct proto_out *o = calloc(1, sizeof *o);
+    struct proto_out *o = out_new();
     unsigned char     m[1024];
     FCGX_Stream      *s;
     int               sv[2];
@@ -1331,7 +1353,7 @@ test_out_small(void)
     CU_ASSERT_EQUAL(memcmp(m, want + 16, 24), 0);
     close(sv[0]);
     close(sv[1]);
-    free(o);
+    out_free(o);
 }
 
 /* A large response through FCGX_PutStr() and FCGX_FFlush(): full records
@@ -1340,7 +1362,7 @@ static void
 test_out_large(void)
 {
     enum { TOTAL = 9003 + 11001 };
-    struct proto_out *o = calloc(1, sizeof *o);
+    struct proto_out *o = out_new();
     unsigned char    *m = malloc(65536);
     char             *data = malloc(TOTAL);
     struct buf        content = { 0 };
@@ -1388,7 +1410,7 @@ test_out_large(void)
     close(sv[1]);
     free(data);
     free(m);
-    free(o);
+    out_free(o);
 }
 
 /* A write to a closed peer: FCGX_GetError() says why, proto_out_ok()
@@ -1396,7 +1418,7 @@ test_out_large(void)
 static void
 test_out_closed_peer(void)
 {
-    struct proto_out *o = calloc(1, sizeof *o);
+    struct proto_out *o = out_new();
     char             *big = calloc(1, 3 * PROTO_OUT_SIZE);
     FCGX_Stream      *s;
     int               sv[2];
@@ -1439,7 +1461,7 @@ test_out_closed_peer(void)
     CU_ASSERT_FALSE(proto_out_ok(o));
     close(sv[0]);
     free(big);
-    free(o);
+    out_free(o);
 }
 
 /* Read what fd has now (without waiting) into got; bytes read. */
@@ -1455,6 +1477,79 @@ drain(int fd, struct buf *got)
         total += (size_t)n;
     }
     return total;
+}
+
+/*
+ * proto_out_try() (the watcher's probes): on a full socket it sends what
+ * fits of the record and keeps the rest owed; the stream's next write
+ * sends the owed bytes first; nothing is lost or reordered, and the end
+ * records follow.
+ */
+static void
+test_out_try_full_socket(void)
+{
+    struct proto_out *o = out_new();
+    struct buf        got = { 0 }, content = { 0 }, recs = { 0 };
+    char              junk[4096];
+    FCGX_Stream      *s;
+    size_t            filled = 0, filled2 = 0, mark;
+    ssize_t           n;
+    int               sv[2], sz = 4096, empty = 0, end = 0, rounds = 0, rc;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+        sv) == 0);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    memset(junk, 'j', sizeof junk);
+    while ((n = send(sv[0], junk, sizeof junk, MSG_DONTWAIT)) > 0)
+        filled += (size_t)n;
+    CU_ASSERT_FATAL(filled > 0);
+
+    s = proto_out_open(o, sv[0], ID);
+    CU_ASSERT_EQUAL(FCGX_PutStr("probe ", 6, s), 6);
+    /* Full: owed, and the next tries send nothing more. */
+    CU_ASSERT_EQUAL(proto_out_try(s), 0);
+    CU_ASSERT_TRUE(o->owed_len > 0);
+    CU_ASSERT_EQUAL(proto_out_try(s), 0);
+    CU_ASSERT_TRUE(proto_out_ok(o));
+    /* The peer reads; a non-blocking try then sends the rest. */
+    do {
+        drain(sv[1], &got);
+        rc = proto_out_try(s);
+    } while (rc == 0 && ++rounds < 100000);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_EQUAL(o->owed_len, 0);
+    drain(sv[1], &got);
+    mark = got.len;
+    /* Owed again, then a write of the handler: the owed bytes go first
+     * (blocking), and the write is buffered behind them. */
+    CU_ASSERT_EQUAL(FCGX_PutStr("x", 1, s), 1);
+    while ((n = send(sv[0], junk, sizeof junk, MSG_DONTWAIT)) > 0)
+        filled2 += (size_t)n;
+    CU_ASSERT_EQUAL(proto_out_try(s), 0);
+    drain(sv[1], &got);         /* room for the owed record */
+    CU_ASSERT_EQUAL(FCGX_PutStr("body", 4, s), 4);
+    CU_ASSERT_EQUAL(o->owed_len, 0);
+    drain(sv[1], &got);
+    CU_ASSERT_EQUAL(proto_out_end(o), 0);
+    drain(sv[1], &got);
+
+    /* Junk, a record, junk, the rest: without the junk, well-formed
+     * records carrying "probe xbody". */
+    CU_ASSERT_FATAL(got.len > mark + filled2 && mark > filled);
+    add(&recs, got.data + filled, mark - filled);
+    add(&recs, got.data + mark + filled2, got.len - mark - filled2);
+    CU_ASSERT_EQUAL(parse_out((const unsigned char *)recs.data, recs.len,
+        ID, &content, &empty, &end) > 0, 1);
+    CU_ASSERT_TRUE(buf_is(&content, "probe xbody", 11));
+    CU_ASSERT_EQUAL(empty, 1);
+    CU_ASSERT_EQUAL(end, 1);
+    close(sv[0]);
+    close(sv[1]);
+    buf_free(&got);
+    buf_free(&content);
+    buf_free(&recs);
+    out_free(o);
 }
 
 /* proto_send() without waiting on a full socket: sends what fits, keeps
@@ -1563,6 +1658,7 @@ static CU_TestInfo out_tests[] = {
     { "small response, one write at the end", test_out_small },
     { "large response: records, flushes", test_out_large },
     { "closed peer", test_out_closed_peer },
+    { "proto_out_try: full socket, owed bytes", test_out_try_full_socket },
     { "proto_send: full socket", test_send_full_socket },
     { "proto_send: wait bounded", test_send_wait_timeout },
     CU_TEST_INFO_NULL
