@@ -15,6 +15,8 @@
 #    in the database: pg_stat_activity shows the backend idle within a
 #    bound, and the next request reuses that connection (same backend
 #    pid); a deadline answers 504 and the statement is gone;
+#  - a cancel that PostgreSQL drops (it came before the backend read the
+#    statement: the backend held with SIGSTOP) is sent again;
 #  - a request waiting for a pool connection stops when its client leaves;
 #  - the database down: 503 with Retry-After at once; back up: 200;
 #  - SIGTERM with a query running: cancelled in the database too;
