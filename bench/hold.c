@@ -61,16 +61,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#define CLI_PROG "hold"
+#include "cli.h"
+
 #define SAMPLE_MS 25     /* the waste sampler's interval */
-
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
 
 static void __attribute__((noreturn))
 usage(void)
@@ -84,46 +78,12 @@ usage(void)
     exit(2);
 }
 
-static long
-num(const char *s, long min, long max)
-{
-    char *end;
-    long  v;
-
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *s == '\0' || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "hold: not a number from %ld to %ld: %s\n", min, max,
-            s);
-        exit(2);
-    }
-    return v;
-}
-
-static uint64_t
-mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double
-real_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static void
 sleep_ms(long ms)
 {
     struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !stop)
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !cli_stop)
         ;
 }
 
@@ -136,7 +96,7 @@ set_target(const char *host, const char *port)
 {
     memset(&target, 0, sizeof target);
     target.sin_family = AF_INET;
-    target.sin_port = htons((uint16_t)num(port, 1, 65535));
+    target.sin_port = htons((uint16_t)cli_num(port, 1, 65535));
     if (inet_pton(AF_INET, host, &target.sin_addr) != 1) {
         fprintf(stderr, "hold: not an IPv4 address: %s\n", host);
         exit(2);
@@ -245,13 +205,13 @@ cmd_hold(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "+t:")) != -1) {
         if (c == 't')
-            secs = num(optarg, 1, 86400);
+            secs = cli_num(optarg, 1, 86400);
         else
             usage();
     }
     if (argc - optind != 4)
         usage();
-    n = num(argv[optind], 1, 100000);
+    n = cli_num(argv[optind], 1, 100000);
     set_target(argv[optind + 1], argv[optind + 2]);
     check_path(argv[optind + 3]);
     raise_nofile();
@@ -264,7 +224,7 @@ cmd_hold(int argc, char **argv)
         free(eof);
         return 1;
     }
-    for (i = 0; i < n && !stop; i++) {
+    for (i = 0; i < n && !cli_stop; i++) {
         if ((pfd[i].fd = open_request(argv[optind + 3], i)) < 0) {
             while (i-- > 0)
                 close(pfd[i].fd);
@@ -278,8 +238,8 @@ cmd_hold(int argc, char **argv)
     open_n = i;
     printf("sent %ld\n", open_n);
     fflush(stdout);
-    end = mono_ns() + (uint64_t)secs * 1000000000u;
-    while (!stop && mono_ns() < end) {
+    end = cli_mono_ns() + (uint64_t)secs * 1000000000u;
+    while (!cli_stop && cli_mono_ns() < end) {
         if (poll(pfd, (nfds_t)open_n, 100) <= 0)
             continue;
         for (i = 0; i < open_n; i++) {
@@ -316,10 +276,10 @@ static int
 wait_on(int fd, long ms)
 {
     struct pollfd   p = { fd, POLLIN, 0 };
-    uint64_t        end = mono_ns() + (uint64_t)ms * 1000000u, now;
+    uint64_t        end = cli_mono_ns() + (uint64_t)ms * 1000000u, now;
     int             got = 0, r, open_ = 1;
 
-    while ((now = mono_ns()) < end) {
+    while ((now = cli_mono_ns()) < end) {
         if (!open_) {
             sleep_ms((long)((end - now) / 1000000u) + 1);
             break;
@@ -344,24 +304,24 @@ cmd_abandon(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "+c:g:")) != -1) {
         if (c == 'c')
-            close_ms = num(optarg, 0, 600000);
+            close_ms = cli_num(optarg, 0, 600000);
         else if (c == 'g')
-            gap_ms = num(optarg, 0, 600000);
+            gap_ms = cli_num(optarg, 0, 600000);
         else
             usage();
     }
     if (argc - optind != 4)
         usage();
-    count = num(argv[optind], 1, 1000000);
+    count = cli_num(argv[optind], 1, 1000000);
     set_target(argv[optind + 1], argv[optind + 2]);
     check_path(argv[optind + 3]);
-    for (i = 0; i < count && !stop; i++) {
+    for (i = 0; i < count && !cli_stop; i++) {
         if ((fd = open_request(argv[optind + 3], i)) < 0)
             return 1;
         early = wait_on(fd, close_ms);
-        t = real_ms();
+        t = cli_real_ms();
         close(fd);
-        t2 = real_ms();
+        t2 = cli_real_ms();
         printf("%ld closed_at_ms=%.3f early=%d close_ms=%.3f\n", i, t, early,
             t2 - t);
         fflush(stdout);
@@ -631,7 +591,7 @@ pid_args(int argc, char **argv, int from, int *n)
     if ((v = calloc((size_t)*n, sizeof *v)) == NULL)
         exit(1);
     for (i = 0; i < *n; i++)
-        v[i] = num(argv[from + i], 1, 1L << 30);
+        v[i] = cli_num(argv[from + i], 1, 1L << 30);
     return v;
 }
 
@@ -661,11 +621,11 @@ cmd_waste(int argc, char **argv)
 
     while ((c = getopt(argc, argv, "+c:w:b:")) != -1) {
         if (c == 'c')
-            close_ms = num(optarg, 0, 600000);
+            close_ms = cli_num(optarg, 0, 600000);
         else if (c == 'w')
-            window_ms = num(optarg, 1, 600000);
+            window_ms = cli_num(optarg, 1, 600000);
         else if (c == 'b')
-            base_ms = num(optarg, 100, 600000);
+            base_ms = cli_num(optarg, 100, 600000);
         else
             usage();
     }
@@ -691,8 +651,8 @@ cmd_waste(int argc, char **argv)
     sampler_sample(&during, roots, nroots);
     sampler_sample(&after, roots, nroots);
     close(fd);
-    end = mono_ns() + (uint64_t)window_ms * 1000000u;
-    while (mono_ns() < end && !stop) {
+    end = cli_mono_ns() + (uint64_t)window_ms * 1000000u;
+    while (cli_mono_ns() < end && !cli_stop) {
         sleep_ms(SAMPLE_MS);
         sampler_sample(&after, roots, nroots);
     }
@@ -713,17 +673,12 @@ cmd_waste(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-    struct sigaction sa;
-
     if (argc < 2)
         usage();
     clk_tck = sysconf(_SC_CLK_TCK);
     if (clk_tck <= 0)
         clk_tck = 100;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    cli_catch_stop();
     signal(SIGPIPE, SIG_IGN);
     argc--;
     argv++;

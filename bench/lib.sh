@@ -506,19 +506,20 @@ peer_ns() {
 # ---------------------------------------------------------------------------
 # wrk runs
 
-# wrk_once URL [PID]: one wrk run; prints "RPS P50_MS P99_MS ERRORS
+# wrk_once URL [PID]: one wrk run (with the Lua script WRK_SCRIPT, if
+# set: table 9's random ids); prints "RPS P50_MS P99_MS ERRORS
 # TIMEOUTS NON2XX REQUESTS OTHER_PCT PEER_US_PER_REQUEST" (the last: the
 # CPU of the process tree of PID per request, "-" without PID).
 wrk_once() {
     local url=$1 pid=${2-} out c0 c1 other p0=0 p1=0
     [ -n "$pid" ] && p0=$(peer_ns "$pid")
     c0=$(cpu_now)
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "$url" 2>&1) ||
-        true
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency \
+        ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} "$url" 2>&1) || true
     c1=$(cpu_now)
     [ -n "$pid" ] && p1=$(peer_ns "$pid")
     other=$(other_pct "$c0" "$c1")
-    { echo "== wrk -t$THREADS -c$CONNS -d${DURATION}s --latency $url"
+    { echo "== wrk -t$THREADS -c$CONNS -d${DURATION}s --latency ${WRK_SCRIPT:+-s $WRK_SCRIPT }$url"
       echo "$out"; } >> "$T/wrk-raw.log"
     printf '%s\n' "$out" | awk -v other="$other" -v pid="$pid" \
         -v pns="$(( p1 - p0 ))" '
@@ -566,7 +567,8 @@ measure() {
 # warm URL: a short unrecorded run (JIT-free peers still fill caches, PHP's
 # opcache compiles, nginx opens its keepalive connections).
 warm() {
-    wrk -t"$THREADS" -c"$CONNS" -d1s "$1" > /dev/null 2>&1 || true
+    wrk -t"$THREADS" -c"$CONNS" -d1s ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} "$1" \
+        > /dev/null 2>&1 || true
 }
 
 # measure_round_robin "NAME|URL|PID"...: warm every configuration, then

@@ -21,7 +21,12 @@
  * "canceling statement due to user request" error, SQLSTATE 57014) so
  * that it is idle again, and gives it back to the pool; a connection
  * that does not come back within SQL_DRAIN_MS, or that is broken, is
- * closed instead.  The time from the cancel sent to the last result is
+ * closed instead.  PostgreSQL drops a cancel that reaches the backend
+ * before it has read the statement (a statement sent just before the
+ * token fired, on a loaded machine), so while no result comes the cancel
+ * is sent again every SQL_RECANCEL_MS; one that lands after the
+ * statement's end finds the backend reading its next command, and
+ * PostgreSQL drops that one too.  The time from the cancel sent to the last result is
  * what the log line and /status report as the database's stop time.
  * PQcancel() blocks while it connects, which is why it runs here, on the
  * worker, and not in a cancel callback on the watcher thread.
@@ -60,6 +65,7 @@
 #include "util.h"
 
 #define SQL_DRAIN_MS        5000    /* the database's stop, at most */
+#define SQL_RECANCEL_MS     100     /* a cancel not acted on: sent again */
 #define SQL_FLUSH_BYTES     16384   /* rows gathered before a write */
 #define SQL_RETRY_AFTER     "5"     /* seconds, with a 503 */
 #define SQL_FILE_MAX        65536   /* a conninfo_file */
@@ -546,28 +552,49 @@ sql_result(struct sql_run *r, PGresult *res)
     }
 }
 
+/* Send a cancel request for conn's statement; 1 if sent, else 0 (err). */
+static int
+sql_send_cancel(PGconn *conn, char *err, int errlen)
+{
+    PGcancel   *pc;
+    int         sent = 0;
+
+    if ((pc = PQgetCancel(conn)) != NULL) {
+        sent = PQcancel(pc, err, errlen);
+        PQfreeCancel(pc);
+    }
+    return sent;
+}
+
 /*
- * The token fired while the statement ran: cancel it in the database,
- * wait for the last result, give the connection back.  Return
- * FC_CANCELLED.
+ * The token fired while the statement ran: cancel it in the database
+ * (again every SQL_RECANCEL_MS while it runs on), wait for the last
+ * result, give the connection back.  Return FC_CANCELLED.
  */
 static int
 sql_cancel(struct sql_run *r)
 {
     struct sql_opts    *o = r->o;
-    PGcancel           *pc;
     char                err[256] = "", state[6] = "", esc[300];
-    uint64_t            t0, t1, max;
-    int                 sent = 0, drained = 0;
+    uint64_t            t0, t1, end, next, max;
+    char                more[40] = "";
+    int                 sent, drained = 0, times = 1;
 
     t0 = now_ns();
-    if ((pc = PQgetCancel(r->conn)) != NULL) {
-        sent = PQcancel(pc, err, sizeof err);
-        PQfreeCancel(pc);
+    end = t0 + SQL_DRAIN_MS * 1000000ull;
+    sent = sql_send_cancel(r->conn, err, (int)sizeof err);
+    while (sent) {
+        next = now_ns() + SQL_RECANCEL_MS * 1000000ull;
+        if ((drained = sql_drain(r->conn, next < end ? next : end, state)) ||
+            now_ns() >= end || PQstatus(r->conn) != CONNECTION_OK)
+            break;
+        /* A resend that fails leaves the first one's wait to run out. */
+        if (sql_send_cancel(r->conn, err, (int)sizeof err))
+            times++;
     }
-    if (sent)
-        drained = sql_drain(r->conn, t0 + SQL_DRAIN_MS * 1000000ull, state);
     t1 = now_ns();
+    if (times > 1)
+        snprintf(more, sizeof more, "; cancel sent %d times", times);
     atomic_fetch_add_explicit(&o->n.cancelled, 1, memory_order_relaxed);
     if (!sent) {
         log_warnx("req=%llu sql %s: query cancelled (%s), but the cancel "
@@ -577,9 +604,9 @@ sql_cancel(struct sql_run *r)
             sql_log_text(esc, sizeof esc, err));
     } else if (!drained) {
         log_warnx("req=%llu sql %s: query cancelled (%s), the database did "
-            "not stop within %d ms; connection closed",
+            "not stop within %d ms%s; connection closed",
             (unsigned long long)fc_request_id(r->req), o->path,
-            fc_reason_name(fc_token_reason(r->tok)), SQL_DRAIN_MS);
+            fc_reason_name(fc_token_reason(r->tok)), SQL_DRAIN_MS, more);
     } else {
         atomic_fetch_add_explicit(&o->n.stops, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&o->n.stop_ns_total, t1 - t0,
@@ -592,10 +619,10 @@ sql_cancel(struct sql_run *r)
             memory_order_relaxed))
             ;
         log_info("req=%llu sql %s: query cancelled (%s) in the database: "
-            "stopped %.3f ms after the cancel (SQLSTATE %s)",
+            "stopped %.3f ms after the cancel (SQLSTATE %s)%s",
             (unsigned long long)fc_request_id(r->req), o->path,
             fc_reason_name(fc_token_reason(r->tok)), (double)(t1 - t0) / 1e6,
-            *state != '\0' ? state : "none: it had ended");
+            *state != '\0' ? state : "none: it had ended", more);
     }
     sql_release(r, sent && drained);
     return FC_CANCELLED;

@@ -15,6 +15,8 @@
 #    in the database: pg_stat_activity shows the backend idle within a
 #    bound, and the next request reuses that connection (same backend
 #    pid); a deadline answers 504 and the statement is gone;
+#  - a cancel that PostgreSQL drops (it came before the backend read the
+#    statement: the backend held with SIGSTOP) is sent again;
 #  - a request waiting for a pool connection stops when its client leaves;
 #  - the database down: 503 with Retry-After at once; back up: 200;
 #  - SIGTERM with a query running: cancelled in the database too;
@@ -328,6 +330,38 @@ t_psql "select count(*) from pg_stat_activity where state = 'active'
     and query like '%generate_series%' and application_name = 'fcgi-cancel'" \
     > "$T/left"
 [ "$(cat "$T/left")" = 0 ] || t_fail "a cross join still runs"
+
+# PostgreSQL drops a cancel that reaches the backend before it has read
+# the statement (seen under load: the statement sent just before the
+# client's close lands): the server sends it again until the statement
+# stops.  The backend is stopped (SIGSTOP), so the statement waits unread
+# while the client leaves and the first cancel is delivered; continued, the
+# backend drops that cancel, reads the statement, and a later one stops it.
+expect 200 '/sleep?s=0'
+pid=$(jq -r '.[0].pid' "$T/body")
+# sigint_pending: SIGINT (bit 2) pending on the stopped backend.
+sigint_pending() {
+    local k v
+    while read -r k v; do
+        case $k in
+        ShdPnd:|SigPnd:) [ $(( 0x$v & 2 )) = 0 ] || return 0 ;;
+        esac
+    done < "/proc/$pid/status"
+    return 1
+}
+kill -STOP "$pid"
+curl -s -o /dev/null --max-time 0.5 "$NGINX_URL/sleep?s=30" || true
+pending=0
+t_wait_for 5000 sigint_pending && pending=1
+kill -CONT "$pid"
+[ "$pending" = 1 ] || t_fail "no cancel reached the stopped backend $pid"
+t_wait_for 3000 backend_idle "$pid" ||
+    t_fail "a cancel that came before the statement was read: backend" \
+        "$pid still $(pid_state "$pid") 3 s later"
+t_wait_for 2000 t_log_has 'sql /sleep: query cancelled \(client_gone\) in the database: stopped [0-9.]* ms after the cancel \(SQLSTATE 57014\); cancel sent [0-9]+ times' ||
+    t_fail "the resent cancel is not logged: $(grep 'sql /sleep' "$T/server.log" | tail -n 1)"
+t_ok "a cancel dropped by PostgreSQL (it came before the statement was" \
+    "read) is sent again: $(grep -o 'stopped [0-9.]* ms.*times' "$T/server.log" | tail -n 1)"
 
 # Waiting for the pool's one connection, while another request holds it,
 # stops when the waiting client leaves.
