@@ -41,6 +41,12 @@
  * Locking: `sql_routes_mtx` protects the list of served routes (for
  * /status); it is taken before a pool's mutex.  Counters are relaxed
  * atomics.
+ *
+ * Its parts with a life of their own are in their own files (the pool,
+ * the $n values, the row writer); what stays here is one file of a little
+ * over 900 lines because the run loop, the cancel path and the counters
+ * that /status and /metrics read all work on struct sql_run and struct
+ * sql_opts, which no other file needs to see.
  */
 #include <errno.h>
 #include <fcntl.h>
