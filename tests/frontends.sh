@@ -315,7 +315,7 @@ Group root"
         _t_check_worker_access daemon
     fi
     # Modules that may be compiled in are loaded only if they are not.
-    for m in mpm_event unixd authz_core log_config proxy proxy_fcgi; do
+    for m in mpm_event unixd authz_core authz_host log_config proxy proxy_fcgi; do
         [ -r "$_FE_APACHE_MODULES/mod_$m.so" ] || {
             case $m in unixd|log_config) continue ;; esac
             t_fail "missing $_FE_APACHE_MODULES/mod_$m.so"
