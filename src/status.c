@@ -46,6 +46,11 @@ stats_init(int workers)
     atomic_store(&stats.connections, 0);
     atomic_store(&stats.arriving, 0);
     atomic_store(&stats.read_timeouts, 0);
+    atomic_store(&stats.open_connections, 0);
+    atomic_store(&stats.refused_connections, 0);
+    atomic_store(&stats.dropped_max_connections, 0);
+    atomic_store(&stats.arriving_bytes, 0);
+    atomic_store(&stats.dropped_max_arriving_bytes, 0);
     stats.workers = workers;
     stats.start_ns = now_ns();
     xmutex_lock(&lat_mtx);
@@ -183,6 +188,16 @@ status_json(void)
     json_object_object_add(root, "arriving", json_object_new_int64(
         atomic_load_explicit(&stats.arriving, memory_order_relaxed)));
     json_object_object_add(root, "read_timeouts", u64(&stats.read_timeouts));
+    json_object_object_add(root, "open_connections", json_object_new_int64(
+        atomic_load_explicit(&stats.open_connections, memory_order_relaxed)));
+    json_object_object_add(root, "refused_connections",
+        u64(&stats.refused_connections));
+    json_object_object_add(root, "dropped_max_connections",
+        u64(&stats.dropped_max_connections));
+    json_object_object_add(root, "arriving_bytes", json_object_new_int64(
+        atomic_load_explicit(&stats.arriving_bytes, memory_order_relaxed)));
+    json_object_object_add(root, "dropped_max_arriving_bytes",
+        u64(&stats.dropped_max_arriving_bytes));
     json_object_object_add(root, "cancel_latency", status_latency());
     /* Jobs still running although cancelled: they ignore their token. */
     r = json_object_new_array();
