@@ -49,7 +49,11 @@
  * are dropped until the total is back within the bound.  Dropping is what
  * the read deadline does: off the list and shut down under mtx, its bytes
  * uncharged at once; the owner reads EOF and closes it.  Both are counted
- * (status.c) and logged at most once a second (bound_note()).
+ * (status.c) and logged at most once a second (bound_note()).  `nconns`
+ * and `held` are atomics, changed without mtx (relaxed where they only
+ * count: nothing else is published through them); a connection's `held`
+ * goes back to 0 by an exchange, by its owner or by pool_shed() under
+ * mtx, so each byte is uncharged once.
  *
  * Locking: `mtx` protects the list of waiting connections, the deadline
  * list and the timer.  `accepting` (workers inside pool_accept()) and
