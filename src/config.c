@@ -181,13 +181,23 @@ static const struct config_key config_keys[] = {
     { .name = "allowed_clients", .type = CONFIG_STRV,
       .offset = offsetof(struct config, allowed_clients),
       .min = 0, .max = 0 },
+    { .name = "max_connections", .type = CONFIG_INT,
+      .offset = offsetof(struct config, max_connections),
+      .min = 1, .max = CONFIG_CONNECTIONS_MAX, .def = 10000 },
+    { .name = "max_arriving_bytes", .type = CONFIG_INT,
+      .offset = offsetof(struct config, max_arriving_bytes),
+      .min = 0, .max = CONFIG_BODY_MAX, .def = 64L << 20 },
+    { .name = "peer_timeout_ms", .type = CONFIG_INT,
+      .offset = offsetof(struct config, peer_timeout_ms),
+      .min = 0, .max = CONFIG_MS_MAX, .def = 30000 },
     { .name = "routes", .type = CONFIG_CUSTOM, .set = set_routes },
 };
 
 /* The top-level keys that a running server cannot change (config.h). */
 static const char *const restart_keys[] = {
     "listen", "socket_mode", "socket_group", "user", "group", "workers",
-    "worker_stack_kb", NULL
+    "worker_stack_kb", "max_connections", "max_arriving_bytes",
+    "peer_timeout_ms", NULL
 };
 
 /* Is name one of restart_keys? */

@@ -26,6 +26,7 @@
 #define CONFIG_PROBE_MS_MAX         60000
 #define CONFIG_PARAMS_MAX           (64L << 20)
 #define CONFIG_FILE_MAX             (16L << 20)     /* larger files: error */
+#define CONFIG_CONNECTIONS_MAX      1000000
 
 struct config {
     char           *listen;         /* NULL: an inherited socket */
@@ -45,6 +46,9 @@ struct config {
     char           *user;           /* NULL: stay who we are */
     char           *group;          /* NULL: the user's group */
     char          **allowed_clients;/* NULL-terminated IP addresses, or NULL */
+    long            max_connections;/* 1..1000000; 10000 */
+    long            max_arriving_bytes;/* 0 (none)..1 TiB; 64 MiB */
+    long            peer_timeout_ms;/* 0 (off)..86400000; 30000 */
     struct router   routes;         /* in order; the first match wins */
     unsigned        parse_flags;    /* the HANDLER_* flags config_parse()
                                        built the routes with */

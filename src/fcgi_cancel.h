@@ -117,8 +117,23 @@ FC_API const char *fc_request_method(const fc_request *req);
 /* Return the path of the request, without the query string. */
 FC_API const char *fc_request_path(const fc_request *req);
 
-/* Return the decoded value of query argument name, or NULL if absent. */
+/*
+ * Return the decoded value of query argument name, or NULL if absent (or if
+ * memory ran out).  The value is UTF-8: an escape that gives an ill-formed
+ * sequence (%FF) becomes U+FFFD.  A repeated name gives its last value, as
+ * FastAPI does.  The value may hold NUL bytes (%00): this string ends at
+ * the first; fc_request_query_len() gives the whole value.  Valid until the
+ * handler returns.
+ */
 FC_API const char *fc_request_query(const fc_request *req, const char *name);
+
+/*
+ * fc_request_query(), and store the value's length in bytes in *len (if
+ * len is not NULL; 0 when absent).  The value is NUL-terminated after
+ * those *len bytes, and may hold NULs before.
+ */
+FC_API const char *fc_request_query_len(const fc_request *req,
+    const char *name, size_t *len);
 
 /* Return the request body and store its length in *len (may be 0). */
 FC_API const void *fc_request_body(const fc_request *req, size_t *len);

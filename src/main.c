@@ -11,12 +11,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -639,6 +641,12 @@ main(int argc, char **argv)
     long                grace_ms;
 
     log_init();
+    /* Blocks of 128 KiB and more (request params and bodies, up to
+     * max_params_bytes and max_body_bytes) are mmapped and handed back
+     * when freed.  glibc's default raises this threshold after such a
+     * free, and a flood of large requests then leaves its memory in the
+     * arenas long after it is gone. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     if (parse_options(argc, argv, &o) != 0)
         return 1;
     if (load_config(&o, &cfg, &src) != 0) {
@@ -688,7 +696,7 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     if (cfg.listen != NULL) {
-        lfd = listen_open(cfg.listen, cfg.socket_mode, 1024, &unix_path,
+        lfd = listen_open(cfg.listen, cfg.socket_mode, SOMAXCONN, &unix_path,
             &cause);
     } else if ((lfd = listen_inherited()) < 0) {
         cause = strdup("no --listen given, and no listening socket was "
@@ -714,6 +722,9 @@ main(int argc, char **argv)
     oslimits_check(cfg.workers);
     pc.workers = (int)cfg.workers;
     pc.stack_size = (size_t)cfg.worker_stack_kb * 1024;
+    pc.max_connections = cfg.max_connections;
+    pc.max_arriving_bytes = (size_t)cfg.max_arriving_bytes;
+    pc.peer_timeout_ms = cfg.peer_timeout_ms;
     nroutes = cfg.routes.n;
     /* The configuration becomes generation 1 (cfg is left empty). */
     if ((gen = gen_new(&cfg, &cause)) == NULL) {
@@ -747,6 +758,7 @@ main(int argc, char **argv)
         tick.tv_sec = ms / 1000;
         tick.tv_nsec = ms % 1000 * 1000000L;
         sig = sigtimedwait(&set, NULL, &tick);
+        pool_tick(pool);
         if (sig == SIGHUP) {
             reload(&o);
             continue;

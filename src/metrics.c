@@ -417,8 +417,8 @@ metrics_write_pool(struct expo *e)
         "Worker threads.", (double)stats.workers);
     metrics_one(e, "fcgi_cancel_workers_busy", EXPO_GAUGE,
         "Worker threads busy with a connection now.", GAUGE(busy));
-    metrics_one(e, "fcgi_cancel_connections_open", EXPO_GAUGE,
-        "FastCGI connections open now.", GAUGE(connections_open));
+    metrics_one(e, "fcgi_cancel_open_connections", EXPO_GAUGE,
+        "FastCGI connections open now.", GAUGE(open_connections));
     metrics_one(e, "fcgi_cancel_connections", EXPO_COUNTER,
         "FastCGI connections accepted.", GAUGE(connections));
     metrics_one(e, "fcgi_cancel_read_timeouts", EXPO_COUNTER,

@@ -32,6 +32,9 @@
  * closes it, renewed after each request if a reload came meanwhile, so
  * that a busy kept connection does not keep an old generation alive); a
  * read deadline is set with that generation's read_timeout_ms.
+ * On TCP, keepalive and TCP_USER_TIMEOUT (peer_timeout_ms) make the
+ * kernel fail the connection of a front-end host that vanished without a
+ * FIN: whoever waits on it sees the error (the watcher cancels the job).
  * Serving a whole request (route, token, watcher, handler, the end of the
  * response, accounting) is serve.c's, on the worker's thread, with the
  * worker's watcher slot and output stream; it returns a verdict on the
@@ -40,6 +43,24 @@
  * the front end keeps (FCGI_KEEP_CONN) is then read again, and goes back to
  * the epoll set when nothing is there; so with nginx's upstream keepalive,
  * more kept connections than workers cost nothing but descriptors.
+ *
+ * Bounds: the deadline list is the list of arriving connections (those
+ * whose request has begun and waited at least once), oldest first, also
+ * without read_timeout_ms.  Open connections are bounded by
+ * max_connections: past it, accepting one drops the oldest arriving
+ * connection (a slow or stalled sender; idle kept connections and those
+ * being served are never dropped), or, with none arriving, closes the new
+ * one at once.  The buffers of arriving requests (pending bytes, params,
+ * body: their allocated sizes) are charged to `held` before each read;
+ * past max_arriving_bytes, the oldest arriving connections that hold some
+ * are dropped until the total is back within the bound.  Dropping is what
+ * the read deadline does: off the list and shut down under mtx, its bytes
+ * uncharged at once; the owner reads EOF and closes it.  Both are counted
+ * (status.c) and logged at most once a second (bound_note()).  `nconns`
+ * and `held` are atomics, changed without mtx (relaxed where they only
+ * count: nothing else is published through them); a connection's `held`
+ * goes back to 0 by an exchange, by its owner or by pool_shed() under
+ * mtx, so each byte is uncharged once.
  *
  * Locking: `mtx` protects the list of waiting connections, the deadline
  * list and the timer.  `accepting` (workers inside pool_accept()) and
@@ -61,6 +82,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -96,6 +118,8 @@ struct conn {
     int              counted;       /* counted in p->arriving (mtx) */
     int              discard;       /* refused: read and drop until EOF */
     _Atomic int      expired;       /* shut down by its read deadline */
+    _Atomic int      dropped;       /* shut down by a bound (see Bounds) */
+    _Atomic size_t   held;          /* bytes charged to p->held */
     uint64_t         t_first;       /* first byte of the request */
     uint64_t         deadline;      /* of the read; owner only */
     long             read_timeout_ms;/* of the generation its owner holds
@@ -137,6 +161,18 @@ struct pool {
     struct conn         *deadlines, *deadlines_tail;  /* mtx; by deadline */
     _Atomic int          draining;  /* see Locking */
     _Atomic int          accepting; /* see Locking */
+    _Atomic long         nconns;    /* open connections (see Bounds) */
+    _Atomic size_t       held;      /* bytes charged by arriving requests */
+    _Atomic uint64_t     noted_ns;  /* when bound_note() last logged */
+    _Atomic uint64_t     noted[3];  /* BOUND_* events since then */
+};
+
+/* What a bound did (see Bounds), for the counters and the log. */
+enum bound_event {
+    BOUND_REFUSED,      /* a new connection closed at accept */
+    BOUND_DROP_CONNS,   /* an arriving one dropped for max_connections */
+    BOUND_DROP_BYTES,   /* one dropped for max_arriving_bytes */
+    BOUND__MAX
 };
 
 /* Is the pool draining?  A lock-free read on every request's path. */
@@ -236,14 +272,194 @@ pool_expire(struct pool *p)
         log_warn("pool: cannot re-arm the timer");
 }
 
+/* ---- bounds (see Bounds) ------------------------------------------- */
+
+_Static_assert(BOUND__MAX == nitems(((struct pool *)0)->noted),
+    "one noted[] counter per bound_event");
+
+/*
+ * Log what the bounds did since the previous line, if anything, and if
+ * that line is a second old or more.
+ */
+static void
+bound_log(struct pool *p)
+{
+    uint64_t now = now_ns(), last, c[BOUND__MAX], any = 0;
+    int      i;
+
+    for (i = 0; i < BOUND__MAX; i++)
+        any |= atomic_load_explicit(&p->noted[i], memory_order_relaxed);
+    last = atomic_load(&p->noted_ns);
+    if (any == 0 || (last != 0 && now - last < 1000000000u) ||
+        !atomic_compare_exchange_strong(&p->noted_ns, &last, now))
+        return;         /* nothing, too soon, or another thread logs */
+    for (i = 0; i < BOUND__MAX; i++)
+        c[i] = atomic_exchange(&p->noted[i], 0);
+    log_warnx("pool: bounds: %llu new connections refused and %llu arriving "
+        "requests dropped (max_connections %ld), %llu dropped "
+        "(max_arriving_bytes %zu)", (unsigned long long)c[BOUND_REFUSED],
+        (unsigned long long)c[BOUND_DROP_CONNS], p->cfg.max_connections,
+        (unsigned long long)c[BOUND_DROP_BYTES], p->cfg.max_arriving_bytes);
+}
+
+/*
+ * Count n events of kind ev (status.c's counters) and log them: the first
+ * at once, then at most one line a second (the rest waits for the next
+ * event or pool_tick()).
+ */
+static void
+bound_note(struct pool *p, enum bound_event ev, uint64_t n)
+{
+    static _Atomic uint64_t *const counters[BOUND__MAX] = {
+        &stats.refused_connections, &stats.dropped_max_connections,
+        &stats.dropped_max_arriving_bytes
+    };
+
+    atomic_fetch_add_explicit(counters[ev], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->noted[ev], n, memory_order_relaxed);
+    bound_log(p);
+}
+
+/* Uncharge what c holds from the arriving bytes. */
+static void
+conn_uncharge(struct pool *p, struct conn *c)
+{
+    size_t n = atomic_exchange(&c->held, 0);
+
+    if (n == 0)
+        return;
+    atomic_fetch_sub_explicit(&p->held, n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&stats.arriving_bytes, (int64_t)n,
+        memory_order_relaxed);
+}
+
+/*
+ * Drop arriving connections, oldest first (mtx held): for
+ * BOUND_DROP_CONNS the oldest one, for BOUND_DROP_BYTES as many of those
+ * holding bytes as it takes to bring `held` within max_arriving_bytes.
+ * Return how many were dropped.
+ */
+static int
+pool_shed(struct pool *p, enum bound_event ev)
+{
+    struct conn *c, *next;
+    int          n = 0;
+
+    for (c = p->deadlines; c != NULL; c = next) {
+        next = c->dnext;
+        if (ev == BOUND_DROP_BYTES) {
+            if (atomic_load(&p->held) <= p->cfg.max_arriving_bytes)
+                break;
+            if (atomic_load(&c->held) == 0)
+                continue;
+        }
+        deadline_unlink(p, c);
+        atomic_store(&c->dropped, 1);
+        conn_uncharge(p, c);
+        shutdown(c->fd, SHUT_RDWR);
+        n++;
+        if (ev == BOUND_DROP_CONNS)
+            break;
+    }
+    return n;
+}
+
+/*
+ * Count a new connection in, within max_connections (dropping the oldest
+ * arriving one if need be).  Return 1 if it may stay, 0 if it must be
+ * closed at once (counted and logged).
+ */
+static int
+pool_admit(struct pool *p)
+{
+    int n;
+
+    if (atomic_fetch_add(&p->nconns, 1) < p->cfg.max_connections) {
+        atomic_fetch_add_explicit(&stats.open_connections, 1,
+            memory_order_relaxed);
+        return 1;
+    }
+    xmutex_lock(&p->mtx);
+    n = pool_shed(p, BOUND_DROP_CONNS);
+    xmutex_unlock(&p->mtx);
+    if (n > 0) {
+        atomic_fetch_add_explicit(&stats.open_connections, 1,
+            memory_order_relaxed);
+        bound_note(p, BOUND_DROP_CONNS, 1);
+        return 1;
+    }
+    atomic_fetch_sub(&p->nconns, 1);
+    bound_note(p, BOUND_REFUSED, 1);
+    return 0;
+}
+
+/* Count a connection that pool_admit() let in out again. */
+static void
+pool_leave(struct pool *p)
+{
+    atomic_fetch_sub(&p->nconns, 1);
+    atomic_fetch_sub_explicit(&stats.open_connections, 1,
+        memory_order_relaxed);
+}
+
+/*
+ * Charge the growth of c's buffers (c is this worker's, before a read) to
+ * the arriving bytes; past max_arriving_bytes, drop the oldest arriving
+ * connections that hold some (c as well, if it is among them).
+ */
+static void
+conn_charge(struct pool *p, struct conn *c)
+{
+    size_t size = c->pending.size + c->rq.params.size + c->rq.body.size;
+    size_t held = atomic_load(&c->held);
+    int    n;
+
+    if (size <= held)
+        return;
+    atomic_fetch_add_explicit(&p->held, size - held, memory_order_relaxed);
+    atomic_fetch_add_explicit(&stats.arriving_bytes, (int64_t)(size - held),
+        memory_order_relaxed);
+    atomic_fetch_add(&c->held, size - held);
+    if (p->cfg.max_arriving_bytes == 0 ||
+        atomic_load(&p->held) <= p->cfg.max_arriving_bytes)
+        return;
+    xmutex_lock(&p->mtx);
+    n = pool_shed(p, BOUND_DROP_BYTES);
+    xmutex_unlock(&p->mtx);
+    if (n > 0)
+        bound_note(p, BOUND_DROP_BYTES, (uint64_t)n);
+}
+
+/*
+ * Let the kernel find a vanished TCP peer within ms: keepalive probes
+ * after ms/2 of silence, every ms/6, and TCP_USER_TIMEOUT = ms for what it
+ * sent (data or probes) and is not acknowledged.
+ */
+static void
+conn_peer_timeout(int fd, long ms)
+{
+    unsigned    uto = (unsigned)ms;
+    int         on = 1, cnt = 3;
+    int         idle = ms / 2000 < 1 ? 1 : ms / 2000 > 32767 ? 32767 :
+                    (int)(ms / 2000);
+    int         intvl = ms / 6000 < 1 ? 1 : ms / 6000 > 32767 ? 32767 :
+                    (int)(ms / 6000);
+
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+        sizeof intvl) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof uto) != 0)
+        log_warn("pool: cannot set peer_timeout_ms on a connection");
+}
+
 /* Free a connection nobody else can reach. */
 static void
 conn_destroy(struct conn *c)
 {
     if (c->fd >= 0)
         close(c->fd);
-    atomic_fetch_sub_explicit(&stats.connections_open, 1,
-        memory_order_relaxed);
     proto_free(&c->rq);
     buf_free(&c->pending);
     free(c);
@@ -254,6 +470,8 @@ static void
 conn_close(struct pool *p, struct conn *c)
 {
     deadline_clear(p, c);
+    conn_uncharge(p, c);
+    pool_leave(p);
     if (atomic_load(&c->expired) && !c->discard) {
         atomic_fetch_add_explicit(&stats.read_timeouts, 1,
             memory_order_relaxed);
@@ -281,6 +499,9 @@ conn_wait(struct pool *p, struct conn *c, uint32_t events)
         conn_close(p, c);
         return;
     }
+    /* The deadline list is also the list of arriving connections that
+     * max_connections and max_arriving_bytes shed, oldest first; with
+     * read_timeout_ms 0 a connection is in neither. */
     if (c->mid && c->deadline == 0 && c->read_timeout_ms > 0)
         deadline_add(p, c);
     /* Not EPOLLRDHUP with EPOLLOUT: a peer that half-closed and does not
@@ -419,7 +640,7 @@ pool_accept(struct pool *p)
     allowed = allow_check(g->allow, &sa);
     wto = g->cfg.write_timeout_ms;
     gen_put(g);
-    if (!allowed) {
+    if (!allowed || !pool_admit(p)) {
         close(fd);
         return NULL;
     }
@@ -431,8 +652,12 @@ pool_accept(struct pool *p)
     }
     if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if ((sa.ss_family == AF_INET || sa.ss_family == AF_INET6) &&
+        p->cfg.peer_timeout_ms > 0)
+        conn_peer_timeout(fd, p->cfg.peer_timeout_ms);
     if ((c = calloc(1, sizeof *c)) == NULL) {
         log_warnx("pool: out of memory, connection dropped");
+        pool_leave(p);
         close(fd);
         return NULL;
     }
@@ -440,8 +665,6 @@ pool_accept(struct pool *p)
     c->id = atomic_fetch_add_explicit(&p->next_conn, 1,
         memory_order_relaxed) + 1;
     atomic_fetch_add_explicit(&stats.connections, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&stats.connections_open, 1,
-        memory_order_relaxed);
     return c;
 }
 
@@ -452,7 +675,10 @@ pool_accept(struct pool *p)
 static ssize_t
 conn_read(struct conn *c)
 {
-    size_t  room = c->pending.len < READ_MIN ? READ_MIN : c->pending.len;
+    /* A first buffer of exactly READ_MIN bytes (the NUL included): what
+     * an arriving request holds is its pages, counted by conn_charge(). */
+    size_t  room = c->pending.len + 1 < READ_MIN ?
+        READ_MIN - 1 - c->pending.len : c->pending.len;
     ssize_t n;
 
     if (room > READ_CHUNK)
@@ -484,6 +710,12 @@ worker_request(struct worker *wk, struct conn *c)
     enum serve_verdict  verdict;
 
     deadline_clear(p, c);
+    /* Off the arriving list now, so no bound drops it from here on. */
+    if (atomic_load(&c->dropped)) {
+        conn_close(p, c);
+        return 0;
+    }
+    conn_uncharge(p, c);
     /* Answers to records that came with the request (FCGI_CANT_MPX_CONN
      * for another id, management records) go first. */
     if (c->rq.reply.len > 0 && proto_send(c->fd, &c->rq.reply, 1) < 0) {
@@ -591,7 +823,10 @@ worker_read(struct worker *wk, struct conn *c)
             if (c->rq.reply.len > 0)
                 continue;       /* send the answers before reading on */
         }
+        conn_charge(p, c);
         n = conn_read(c);
+        if (n > 0)
+            conn_charge(p, c);      /* what the read added to pending */
         if (n > 0) {
             if (!c->mid) {
                 c->mid = 1;
@@ -703,6 +938,29 @@ worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * Make room for max_connections descriptors beside those of the jobs
+ * (pipes, files: 64 + 8 per worker kept for them) within RLIMIT_NOFILE
+ * (which oslimits_check() raised to the hard limit at start-up): lower
+ * max_connections, saying so, when the limit is too low.
+ */
+static void
+pool_fd_limit(struct pool *p)
+{
+    struct rlimit   rl;
+    rlim_t          keep = 64 + 8 * (rlim_t)p->cfg.workers;
+    rlim_t          want = (rlim_t)p->cfg.max_connections + keep;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur >= want)
+        return;
+    p->cfg.max_connections = rl.rlim_cur > keep + 16 ?
+        (long)(rl.rlim_cur - keep) : 16;
+    log_warnx("pool: max_connections lowered to %ld: the descriptor limit "
+        "is %llu, of which %llu are kept for the jobs", p->cfg.max_connections,
+        (unsigned long long)rl.rlim_cur, (unsigned long long)keep);
+}
+
 struct pool *
 pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
     char **cause)
@@ -727,6 +985,7 @@ pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
     }
+    pool_fd_limit(p);
 
     if ((flags = fcntl(lfd, F_GETFL)) < 0 ||
         fcntl(lfd, F_SETFL, flags | O_NONBLOCK) < 0) {
@@ -826,6 +1085,12 @@ int
 pool_busy(struct pool *p)
 {
     return atomic_load_explicit(&p->busy, memory_order_acquire);
+}
+
+void
+pool_tick(struct pool *p)
+{
+    bound_log(p);
 }
 
 int

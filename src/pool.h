@@ -21,6 +21,14 @@
 struct pool_config {
     int         workers;            /* threads */
     size_t      stack_size;         /* worker stack, bytes */
+    long        max_connections;    /* open connections; beyond, the
+                                       oldest arriving one is dropped, or
+                                       the new one refused */
+    size_t      max_arriving_bytes; /* buffers of requests not yet whole,
+                                       in total; beyond, the oldest
+                                       arriving ones are dropped; 0: none */
+    long        peer_timeout_ms;    /* TCP keepalive and TCP_USER_TIMEOUT
+                                       on accepted TCP connections; 0: off */
 };
 
 struct pool;
@@ -50,6 +58,12 @@ int          pool_busy(struct pool *p);
  * has begun (they hold no worker; pool_drain() lets them finish).
  */
 int          pool_arriving(struct pool *p);
+
+/*
+ * Log what max_connections and max_arriving_bytes did that is not logged
+ * yet (at most one line a second); call it about once a second.
+ */
+void         pool_tick(struct pool *p);
 
 /* Stop every worker (they must be idle or about to be) and free the pool. */
 void         pool_free(struct pool *p);

@@ -28,6 +28,7 @@
 #include "proto.h"
 #include "request.h"
 #include "token.h"
+#include "utf8.h"
 #include "util.h"
 
 struct fc_request {
@@ -103,12 +104,17 @@ hexval(int c)
     return -1;
 }
 
-/* Decode len bytes of s into a new string; NULL on allocation failure. */
+/*
+ * Decode len bytes of s into a new string of *olen bytes (NULs included)
+ * that is valid UTF-8: what the escapes give that is not becomes U+FFFD.
+ * Return NULL on allocation failure.
+ */
 static char *
-url_decode(const char *s, size_t len)
+url_decode(const char *s, size_t len, size_t *olen)
 {
-    char   *out, *o;
-    size_t  i;
+    struct buf  b = { 0 };
+    char       *out, *o;
+    size_t      i;
 
     if ((out = malloc(len + 1)) == NULL)
         return NULL;
@@ -126,7 +132,14 @@ url_decode(const char *s, size_t len)
         }
     }
     *o = '\0';
-    return out;
+    *olen = (size_t)(o - out);
+    if (utf8_valid(out, *olen))
+        return out;
+    if (utf8_sanitize(&b, out, *olen) != 0)
+        buf_free(&b);
+    free(out);
+    *olen = b.len;
+    return b.data;
 }
 
 void
@@ -162,9 +175,10 @@ query_parse(const char *qs, struct query_arg **args, size_t *n)
             a = na;
         }
         eq = memchr(p, '=', (size_t)(amp - p));
-        a[count].name = url_decode(p, (size_t)((eq ? eq : amp) - p));
-        a[count].value = eq ? url_decode(eq + 1, (size_t)(amp - eq - 1)) :
-            url_decode("", 0);
+        a[count].name = url_decode(p, (size_t)((eq ? eq : amp) - p),
+            &a[count].name_len);
+        a[count].value = eq ? url_decode(eq + 1, (size_t)(amp - eq - 1),
+            &a[count].value_len) : url_decode("", 0, &a[count].value_len);
         count++;
         if (a[count - 1].name == NULL || a[count - 1].value == NULL)
             goto fail;
@@ -270,21 +284,34 @@ fc_request_path(const fc_request *req)
 }
 
 const char *
-fc_request_query(const fc_request *req, const char *name)
+fc_request_query_len(const fc_request *req, const char *name, size_t *len)
 {
     fc_request *r = (fc_request *)req;  /* parsed once, on first use */
-    size_t      i;
+    size_t      i, nlen = strlen(name);
 
+    if (len != NULL)
+        *len = 0;
     if (!r->args_parsed) {
         if (query_parse(r->query_string, &r->args, &r->nargs) != 0)
             return NULL;
         r->args_parsed = 1;
     }
-    for (i = 0; i < r->nargs; i++) {
-        if (strcmp(r->args[i].name, name) == 0)
+    /* The last of a repeated name wins, as in FastAPI (Starlette). */
+    for (i = r->nargs; i-- > 0;) {
+        if (r->args[i].name_len == nlen &&
+            memcmp(r->args[i].name, name, nlen) == 0) {
+            if (len != NULL)
+                *len = r->args[i].value_len;
             return r->args[i].value;
+        }
     }
     return NULL;
+}
+
+const char *
+fc_request_query(const fc_request *req, const char *name)
+{
+    return fc_request_query_len(req, name, NULL);
 }
 
 const void *
@@ -600,6 +627,17 @@ fc_response_json(fc_response *resp, int status, void *json_object)
     }
     s = json_object_to_json_string_length(json_object,
         JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    /* json-c copies a string's bytes as they are: a handler's string
+     * that is not UTF-8 would make the body invalid JSON (RFC 8259). */
+    if (!utf8_valid(s, len)) {
+        struct buf b = { 0 };
+        int        rc;
+
+        rc = utf8_sanitize(&b, s, len) == 0 ?
+            fc_response_write(resp, b.data, b.len) : -1;
+        buf_free(&b);
+        return rc != 0 ? -1 : 0;
+    }
     if (fc_response_write(resp, s, len) != 0)
         return -1;
     return 0;

@@ -11,16 +11,20 @@
 
 #include "fcgi_cancel.h"
 
-/* One decoded query argument. */
+/* One decoded query argument: valid UTF-8, NULs kept. */
 struct query_arg {
-    char *name;
-    char *value;
+    char   *name;
+    char   *value;
+    size_t  name_len;       /* bytes, the terminating NUL not counted */
+    size_t  value_len;
 };
 
 /*
  * Decode an application/x-www-form-urlencoded string ('+' is a space, %XX a
- * byte; a malformed escape stays as it is).  On success return 0 and store
- * an array of *n args in *args (caller frees with query_free); -1 on
+ * byte; a malformed escape stays as it is), into UTF-8: each ill-formed
+ * sequence the escapes give becomes U+FFFD (utf8_sanitize()), as FastAPI
+ * (Starlette) decodes.  On success return 0 and store an array of *n args,
+ * in their order, in *args (caller frees with query_free); -1 on
  * allocation failure.
  */
 int          query_parse(const char *qs, struct query_arg **args, size_t *n);

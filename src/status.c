@@ -51,10 +51,14 @@ stats_init(int workers)
     atomic_store(&stats.in_flight, 0);
     atomic_store(&stats.busy, 0);
     atomic_store(&stats.connections, 0);
-    atomic_store(&stats.connections_open, 0);
     atomic_store(&stats.slow, 0);
     atomic_store(&stats.arriving, 0);
     atomic_store(&stats.read_timeouts, 0);
+    atomic_store(&stats.open_connections, 0);
+    atomic_store(&stats.refused_connections, 0);
+    atomic_store(&stats.dropped_max_connections, 0);
+    atomic_store(&stats.arriving_bytes, 0);
+    atomic_store(&stats.dropped_max_arriving_bytes, 0);
     stats.workers = workers;
     stats.start_ns = now_ns();
     xmutex_lock(&lat_mtx);
@@ -230,10 +234,18 @@ status_json(int full)
     json_object_object_add(root, "connections", u64(&stats.connections));
     json_object_object_add(root, "arriving", json_object_new_int64(
         atomic_load_explicit(&stats.arriving, memory_order_relaxed)));
-    json_object_object_add(root, "connections_open", json_object_new_int64(
-        atomic_load_explicit(&stats.connections_open, memory_order_relaxed)));
     json_object_object_add(root, "read_timeouts", u64(&stats.read_timeouts));
     json_object_object_add(root, "slow", u64(&stats.slow));
+    json_object_object_add(root, "open_connections", json_object_new_int64(
+        atomic_load_explicit(&stats.open_connections, memory_order_relaxed)));
+    json_object_object_add(root, "refused_connections",
+        u64(&stats.refused_connections));
+    json_object_object_add(root, "dropped_max_connections",
+        u64(&stats.dropped_max_connections));
+    json_object_object_add(root, "arriving_bytes", json_object_new_int64(
+        atomic_load_explicit(&stats.arriving_bytes, memory_order_relaxed)));
+    json_object_object_add(root, "dropped_max_arriving_bytes",
+        u64(&stats.dropped_max_arriving_bytes));
     json_object_object_add(root, "cancel_latency", status_latency());
     /* Jobs still running although cancelled: they ignore their token. */
     r = json_object_new_array();

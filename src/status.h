@@ -27,10 +27,20 @@ struct stats {
     _Atomic int64_t     in_flight;
     _Atomic int64_t     busy;
     _Atomic uint64_t    connections;    /* accepted since the start */
-    _Atomic int64_t     connections_open;
     _Atomic int64_t     arriving;       /* requests begun, not yet whole */
     _Atomic uint64_t    read_timeouts;  /* closed by read_timeout_ms */
     _Atomic uint64_t    slow;           /* jobs past their slow_ms */
+    /* The bounds of pool.c: */
+    _Atomic int64_t     open_connections;       /* now */
+    _Atomic uint64_t    refused_connections;    /* closed at accept: at
+                                                   max_connections, none
+                                                   arriving to drop */
+    _Atomic uint64_t    dropped_max_connections;/* arriving ones dropped to
+                                                   let a new one in */
+    _Atomic int64_t     arriving_bytes;         /* buffers of requests not
+                                                   yet whole, now */
+    _Atomic uint64_t    dropped_max_arriving_bytes; /* arriving ones dropped
+                                                   for max_arriving_bytes */
     int                 workers;
     uint64_t            start_ns;
 };

@@ -4,15 +4,19 @@
  * the same few bytes on each (half a record header, say), and hold them,
  * noting which ones the server closes and when.  Used by
  * tests/integration/hostile.sh for "500 idle connections" and "200
- * connections that send half a header and stall".
+ * connections that send half a header and stall", and by flood.sh for
+ * floods of requests that never end.
  *
- *   hold-conns [-n N] [-d FILE [-k K]] [-s SECONDS] [-r READY] [-e] [-N] [-H]
- *              ADDR
+ *   hold-conns [-n N] [-d FILE [-k K] | -p BYTES] [-s SECONDS] [-r READY]
+ *              [-e] [-N] [-H] ADDR
  *
  *   ADDR        unix:/path/to.sock or tcp:HOST:PORT (numeric host)
  *   -n N        connections (default 1)
  *   -d FILE     send the bytes of FILE on each connection once it is open
  *   -k K        send only the first K bytes of FILE
+ *   -p BYTES    send a FastCGI request that never ends: FCGI_BEGIN_REQUEST,
+ *               then FCGI_PARAMS records with one param whose value is
+ *               declared one byte longer than the BYTES bytes sent of it
  *   -s SECONDS  hold them this long at most (default 10), then close them
  *   -r READY    create the file READY once every connection is open and
  *               its bytes are sent (a test polls for it)
@@ -67,7 +71,7 @@ static void usage(void) __attribute__((noreturn));
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: hold-conns [-n N] [-d FILE [-k K]] "
+    fprintf(stderr, "usage: hold-conns [-n N] [-d FILE [-k K] | -p BYTES] "
         "[-s SECONDS] [-r READY] [-e] [-N] [-H] ADDR\n");
     exit(2);
 }
@@ -128,6 +132,54 @@ slurp(const char *path, size_t *len)
         n += (size_t)r;
     }
     close(fd);
+    *len = n;
+    return b;
+}
+
+/* Append the bytes of a FastCGI record header to b at *n. */
+static void
+record_header(char *b, size_t *n, int type, size_t len)
+{
+    const unsigned char h[8] = { 1, (unsigned char)type, 0, 1,
+        (unsigned char)(len >> 8), (unsigned char)len, 0, 0 };
+
+    memcpy(b + *n, h, sizeof h);
+    *n += sizeof h;
+}
+
+/*
+ * The bytes of -p: FCGI_BEGIN_REQUEST (id 1, responder), then FCGI_PARAMS
+ * records of at most 65528 bytes carrying the pair "P" = value of
+ * bytes + 1 bytes, cut after bytes bytes of the value.  Its length in *len.
+ */
+static char *
+endless_request(size_t bytes, size_t *len)
+{
+    size_t  content = 1 + 4 + 1 + bytes, off = 0, chunk, n = 0;
+    size_t  vlen = bytes + 1;
+    char   *b, *c;
+
+    if ((b = malloc(16 + content + (content / 65528 + 1) * 8)) == NULL ||
+        (c = malloc(content)) == NULL)
+        die(4, "malloc");
+    record_header(b, &n, 1, 8);
+    memcpy(b + n, "\0\1\0\0\0\0\0\0", 8);
+    n += 8;
+    c[0] = 1;
+    c[1] = (char)(0x80 | (vlen >> 24));
+    c[2] = (char)(vlen >> 16);
+    c[3] = (char)(vlen >> 8);
+    c[4] = (char)vlen;
+    c[5] = 'P';
+    memset(c + 6, 'x', bytes);
+    while (off < content) {
+        chunk = content - off < 65528 ? content - off : 65528;
+        record_header(b, &n, 4, chunk);
+        memcpy(b + n, c + off, chunk);
+        n += chunk;
+        off += chunk;
+    }
+    free(c);
     *len = n;
     return b;
 }
@@ -215,17 +267,18 @@ main(int argc, char **argv)
     const char     *data_file = NULL, *ready = NULL;
     char           *data = NULL, sink[4096];
     size_t          dlen = 0;
-    long            n = 1, k = -1, secs = 10;
+    long            n = 1, k = -1, secs = 10, endless = -1;
     int64_t         end, t, *lat;
     int             opt, early = 0, failed = 0, connected = 0, closed = 0;
     int             noread = 0, half = 0;
     int             i, np, rc;
 
-    while ((opt = getopt(argc, argv, "n:d:k:s:r:eNH")) != -1) {
+    while ((opt = getopt(argc, argv, "n:d:k:p:s:r:eNH")) != -1) {
         switch (opt) {
         case 'n': n = number(optarg, 1, MAX_CONNS); break;
         case 'd': data_file = optarg; break;
         case 'k': k = number(optarg, 0, 1L << 30); break;
+        case 'p': endless = number(optarg, 0, 1L << 26); break;
         case 's': secs = number(optarg, 0, 86400); break;
         case 'r': ready = optarg; break;
         case 'e': early = 1; break;
@@ -234,7 +287,7 @@ main(int argc, char **argv)
         default: usage();
         }
     }
-    if (optind != argc - 1)
+    if (optind != argc - 1 || (endless >= 0 && data_file != NULL))
         usage();
     signal(SIGPIPE, SIG_IGN);
     alarm((unsigned)secs + 60);     /* watchdog */
@@ -243,6 +296,8 @@ main(int argc, char **argv)
         data = slurp(data_file, &dlen);
         if (k >= 0 && (size_t)k < dlen)
             dlen = (size_t)k;
+    } else if (endless >= 0) {
+        data = endless_request((size_t)endless, &dlen);
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
         rl.rlim_cur = rl.rlim_max < (rlim_t)n + 16 ? rl.rlim_max :

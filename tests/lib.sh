@@ -16,9 +16,9 @@
 # them.
 #
 # Public functions: t_setup t_cleanup t_track t_fail t_ok t_wait_for
-# t_now_ms t_free_port t_start_server t_stop_server t_start_nginx t_fcgi
-# t_status t_log_count t_log_has t_stop t_wait_socket t_verify_units
-# t_find_activate t_start_postgres t_stop_postgres t_psql.
+# t_now_ms t_free_port t_start_server t_stop_server t_start_nginx
+# t_restart_nginx t_fcgi t_status t_log_count t_log_has t_stop t_wait_socket
+# t_verify_units t_find_activate t_start_postgres t_stop_postgres t_psql.
 # Public variables: T, FCGI_CANCEL, FCGI_CLIENT, HTTP_CLIENT, SERVER_SOCK,
 # FCGI_ADDR, SERVER_PID, SERVER_STATUS, NGINX_PID, NGINX_PORT, NGINX_URL,
 # ACTIVATE, PG_BIN, PG_DIR, PG_SOCKDIR, PG_PID, PG_CONNINFO.
@@ -608,6 +608,27 @@ t_start_nginx() {
         _t_check_worker_access
     fi
     _t_nginx_run _t_write_nginx_conf_extra _t_nginx_ready_or_dead
+}
+
+# t_restart_nginx: stop nginx gracefully (SIGQUIT: the requests it has in
+# flight finish; new connections are refused meanwhile) and start it again
+# with the same configuration, port included, as an operator restarts it.
+# Waits up to 10 s for the old one to exit and 5 s for the new one to
+# answer; sets NGINX_PID (tracked).
+t_restart_nginx() {
+    _t_nginx_gone() { ! _t_alive "$NGINX_PID"; }
+    kill -QUIT "$NGINX_PID" 2>/dev/null || true
+    t_wait_for 10000 _t_nginx_gone ||
+        t_fail "nginx did not exit within 10 s of SIGQUIT"
+    t_stop "$NGINX_PID"
+    nginx -e "$T/nginx-error.log" -p "$T/" -c "$T/nginx.conf" \
+        >> "$T/nginx-stdout.log" 2>&1 &
+    NGINX_PID=$!
+    FE_PID=$NGINX_PID
+    FE_URL=$NGINX_URL
+    t_track "$NGINX_PID"
+    t_wait_for 5000 _t_nginx_ready_or_dead && _t_alive "$NGINX_PID" ||
+        t_fail "nginx did not start again on $NGINX_URL"
 }
 
 _t_write_nginx_conf_extra() {

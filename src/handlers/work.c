@@ -250,7 +250,9 @@ work_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
     volatile uint64_t        sink = 1;
     json_object             *res;
     const char              *task, *err;
-    char                    *msg, etask[256];
+    char                     etask[256];
+    struct buf               msg = { 0 };
+    size_t                   task_len;
     long                     i;
     int                      handle = -1, stopped = 0, rc;
 
@@ -258,8 +260,10 @@ work_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
         fc_request_query(req, "step_ms"), fc_request_query(req, "mode"),
         &job, &err) != 0)
         return fc_response_error(resp, 400, err) == 0 ? FC_OK : FC_ERROR;
-    if ((task = fc_request_query(req, "task_param")) == NULL)
+    if ((task = fc_request_query_len(req, "task_param", &task_len)) == NULL) {
         task = o->task_param;
+        task_len = strlen(task);
+    }
 
     if (o->style == WORK_CALLBACK) {
         pthread_mutex_init(&sc.mtx, NULL);
@@ -299,13 +303,17 @@ work_handler(fc_request *req, fc_response *resp, fc_token *tok, void *data)
         return FC_CANCELLED;
     }
 
-    res = json_object_new_object();
-    if (asprintf(&msg, "Work completed for %s", task) < 0) {
-        json_object_put(res);
+    /* task holds valid UTF-8 and maybe NULs (fc_request_query_len()):
+     * json-c writes those as \u0000. */
+    if (buf_add(&msg, "Work completed for ", 19) != 0 ||
+        buf_add(&msg, task, task_len) != 0) {
+        buf_free(&msg);
         return FC_ERROR;
     }
-    json_object_object_add(res, "result", json_object_new_string(msg));
-    free(msg);
+    res = json_object_new_object();
+    json_object_object_add(res, "result",
+        json_object_new_string_len(msg.data, (int)msg.len));
+    buf_free(&msg);
     rc = fc_response_json(resp, 200, res);
     json_object_put(res);
     return rc == 0 ? FC_OK : FC_ERROR;

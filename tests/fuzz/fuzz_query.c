@@ -9,7 +9,9 @@
  * Input: the bytes up to the first NUL are a query string, checked on its
  * own against a reference decoder written from request.h ('+' is a space,
  * %XX a byte, a malformed escape stays as it is; empty segments are
- * skipped).  The whole input, split at NUL bytes, is also the params of a
+ * skipped), whose bytes then go through utf8_sanitize() (test_request.c
+ * checks its replacements, fuzz_work its output; here: the decoded
+ * values are UTF-8, their NULs and lengths kept).  The whole input, split at NUL bytes, is also the params of a
  * request ("NAME=VALUE" each, as libfcgi builds them), whose path and
  * method are then routed through the default routes plus a prefix route.  The first byte
  * also gives log_escape()'s buffer size.
@@ -22,6 +24,7 @@
 #include "log.h"
 #include "request.h"
 #include "router.h"
+#include "utf8.h"
 
 #define CHECK(cond) do { if (!(cond)) { \
     fprintf(stderr, "fuzz_query: %s:%d: check failed: %s\n", \
@@ -49,12 +52,13 @@ ref_hex(int c)
     return -1;
 }
 
-/* Decode len bytes of s into a new buffer; its length in *olen. */
+/* Decode len bytes of s into a new UTF-8 buffer; its length in *olen. */
 static char *
 ref_decode(const char *s, size_t len, size_t *olen)
 {
-    char   *out = malloc(len + 1);
-    size_t  i, o = 0;
+    char       *out = malloc(len + 1);
+    size_t      i, o = 0;
+    struct buf  b = { 0 };
 
     CHECK(out != NULL);
     for (i = 0; i < len; i++) {
@@ -67,9 +71,10 @@ ref_decode(const char *s, size_t len, size_t *olen)
         } else
             out[o++] = s[i];
     }
-    out[o] = '\0';
-    *olen = o;
-    return out;
+    CHECK(utf8_sanitize(&b, out, o) == 0);
+    free(out);
+    *olen = b.len;
+    return b.data;
 }
 
 /* Split qs into its arguments; return how many. */
@@ -126,8 +131,12 @@ check_query(const char *qs)
     CHECK((n == 0) == (args == NULL));
     for (i = 0; i < n; i++) {
         CHECK(args[i].name != NULL && args[i].value != NULL);
+        CHECK(args[i].name_len == ref[i].nlen);
+        CHECK(args[i].value_len == ref[i].vlen);
         CHECK(memcmp(args[i].name, ref[i].name, ref[i].nlen + 1) == 0);
         CHECK(memcmp(args[i].value, ref[i].value, ref[i].vlen + 1) == 0);
+        CHECK(utf8_valid(args[i].name, args[i].name_len));
+        CHECK(utf8_valid(args[i].value, args[i].value_len));
     }
     query_free(args, n);
     ref_free(ref, nref);
@@ -199,7 +208,7 @@ check_request(const uint8_t *data, size_t size, size_t esize)
     struct ref_arg *ref;
     fc_request     *req;
     const char     *qs, *v, *path;
-    size_t          n = 0, nref, i, j;
+    size_t          n = 0, nref, i, j, vlen;
 
     copy = malloc(size + 1);
     CHECK(copy != NULL);
@@ -220,15 +229,21 @@ check_request(const uint8_t *data, size_t size, size_t esize)
     check_escape(fc_request_method(req), esize);
     check_route(path, fc_request_method(req));
 
-    /* Every name of the query finds its first value (the first 64
-     * names: the lookup is linear, the check quadratic). */
+    /* Every name of the query (without a NUL) finds its last value,
+     * whole (the first 64 names: the lookup is linear, the check
+     * quadratic). */
     qs = fc_request_param(req, "QUERY_STRING");
     nref = ref_parse(qs != NULL ? qs : "", &ref);
     for (i = 0; i < nref && i < 64; i++) {
-        for (j = 0; strcmp(ref[j].name, ref[i].name) != 0; j++)
+        if (strlen(ref[i].name) != ref[i].nlen)
+            continue;
+        for (j = nref - 1; ref[j].nlen != ref[i].nlen ||
+            memcmp(ref[j].name, ref[i].name, ref[i].nlen) != 0; j--)
             ;
-        v = fc_request_query(req, ref[i].name);
-        CHECK(v != NULL && strcmp(v, ref[j].value) == 0);
+        v = fc_request_query_len(req, ref[i].name, &vlen);
+        CHECK(v != NULL && vlen == ref[j].vlen &&
+            memcmp(v, ref[j].value, vlen + 1) == 0);
+        CHECK(fc_request_query(req, ref[i].name) == v);
     }
     if (nref == 0)
         CHECK(fc_request_query(req, "task_param") == NULL);

@@ -55,6 +55,23 @@ t_ok "each job logged Working... 0..4"
     t_fail "task_param not decoded: $(cat "$T/body")"
 t_ok "task_param is decoded, mode=cpu completes"
 
+# Any task_param gives valid UTF-8 JSON, as FastAPI answers: ill-formed
+# bytes become U+FFFD, a NUL is \u0000, the last of repeated ones wins.
+# The bytes are compared exactly, and iconv checks they are UTF-8.
+for q in '%FF%FE:\xef\xbf\xbd\xef\xbf\xbd' 'a%00b:a\\u0000b' \
+    'x&task_param=y:y' '%E2%82%AC%E2%82:\xe2\x82\xac\xef\xbf\xbd'; do
+    [ "$(get "/cancel_event?steps=0&task_param=${q%%:*}")" = 200 ] ||
+        t_fail "task_param=${q%%:*}: status"
+    printf "{\"result\":\"Work completed for ${q#*:}\"}" > "$T/want"
+    cmp -s "$T/body" "$T/want" ||
+        t_fail "task_param=${q%%:*}: $(od -c "$T/body" | head -3)"
+    iconv -f UTF-8 -t UTF-8 "$T/body" > /dev/null 2>&1 ||
+        t_fail "task_param=${q%%:*}: the body is not UTF-8"
+    jq -e .result "$T/body" > /dev/null ||
+        t_fail "task_param=${q%%:*}: the body is not JSON"
+done
+t_ok "task_param %FF%FE, a%00b, repeated: valid UTF-8 JSON as FastAPI answers"
+
 # Bad parameters: 400 with a JSON error body naming the parameter.
 for q in 'steps=abc:steps' 'steps=1001:steps' 'steps=-1:steps' \
     'step_ms=600001:step_ms' 'step_ms=1x:step_ms' 'mode=fast:mode'; do

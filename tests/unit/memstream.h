@@ -6,13 +6,17 @@
  * that appends the bytes to a buffer the test reads.  The stream can break
  * as a socket to a gone client does (EPIPE): after a number of bytes, or
  * from now on.  Nothing in the server reads through an FCGX_Stream (proto.c
- * parses its own records), so there is no input side.
+ * parses its own records), so there is no input side.  memstream_run()
+ * runs a handler on one with a request of given params, for the tests that
+ * look at what a handler answers.
  */
 #ifndef MEMSTREAM_H
 #define MEMSTREAM_H
 
 #include <fcgiapp.h>
+#include <json-c/json.h>
 
+#include "fcgi_cancel.h"
 #include "util.h"
 
 /* The largest buffer a memstream can have (and the usual one). */
@@ -39,5 +43,21 @@ void        memstream_break(struct memstream *m);
 const char *memstream_text(struct memstream *m);
 /* Free what m collected (m itself is the caller's). */
 void        memstream_free(struct memstream *m);
+
+/*
+ * Run handler with data on a request of the params envp (a token of its
+ * own, not cancelled) and return the body it answered (what follows the
+ * header block; caller frees), its status in *status and the handler's
+ * result in *result.  Aborts if memory runs out.
+ */
+char       *memstream_run(fc_handler_cb handler, void *data, char **envp,
+                int *status, int *result);
+
+/*
+ * Parse s with json-c's tokener in strict mode, checking that it is UTF-8
+ * (JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8): the object (caller
+ * puts it), or NULL if s is not one valid JSON text.
+ */
+json_object *memstream_json_strict(const char *s);
 
 #endif /* MEMSTREAM_H */

@@ -177,6 +177,9 @@ check_defaults(const struct config *c)
     CU_ASSERT_EQUAL(c->grace_ms, 10000);
     CU_ASSERT_EQUAL(c->max_body_bytes, 1048576);
     CU_ASSERT_EQUAL(c->read_timeout_ms, 30000);
+    CU_ASSERT_EQUAL(c->max_connections, 10000);
+    CU_ASSERT_EQUAL(c->max_arriving_bytes, 64L << 20);
+    CU_ASSERT_EQUAL(c->peer_timeout_ms, 30000);
     CU_ASSERT_EQUAL(c->worker_stack_kb, 1024);
     CU_ASSERT_EQUAL(c->log_level, LOG_LEVEL_INFO);
     CU_ASSERT_PTR_NULL(c->access_log);
@@ -654,6 +657,9 @@ test_ranges(void)
         { "grace_ms", 0, 86400000, 0 },
         { "max_body_bytes", 0, 1099511627776L, 0 },
         { "read_timeout_ms", 0, 86400000, 0 },
+        { "max_connections", 1, 1000000, 0 },
+        { "max_arriving_bytes", 0, 1099511627776L, 0 },
+        { "peer_timeout_ms", 0, 86400000, 0 },
         { "worker_stack_kb", 64, 65536, 0 },
         { "deadline_ms", 1, 86400000, 1 },
         { "probe_ms", 10, 60000, 1 },

@@ -102,6 +102,47 @@ test_query_decoding(void)
     n = parse_ok("task_param=%C3%A9t%C3%A9", &args);      /* UTF-8 bytes */
     CU_ASSERT_EQUAL_FATAL(n, 1);
     CU_ASSERT_STRING_EQUAL(args[0].value, "\xc3\xa9t\xc3\xa9");
+    CU_ASSERT_EQUAL(args[0].value_len, 5);
+    CU_ASSERT_EQUAL(args[0].name_len, 10);
+    query_free(args, n);
+}
+
+/*
+ * Bytes that are not UTF-8 become U+FFFD, one per maximal ill-formed
+ * part (as Python's errors="replace", FastAPI's decoding, does); NUL
+ * bytes are kept, with the length.
+ */
+static void
+test_query_utf8(void)
+{
+    static const struct {
+        const char *qs, *value;
+        size_t      len;
+    } t[] = {
+        { "v=%FF%FE", "\xef\xbf\xbd\xef\xbf\xbd", 6 },
+        { "v=a%00b", "a\0b", 3 },
+        { "v=%00", "\0", 1 },
+        { "v=%E2%82", "\xef\xbf\xbd", 3 },         /* truncated */
+        { "v=%E2%82%AC", "\xe2\x82\xac", 3 },      /* the euro sign */
+        { "v=%C0%AF", "\xef\xbf\xbd\xef\xbf\xbd", 6 },   /* overlong */
+        { "v=%ED%A0%80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", 9 },
+        { "v=x%80y", "x\xef\xbf\xbdy", 5 },
+        { "v=\xff", "\xef\xbf\xbd", 3 },          /* raw, not escaped */
+    };
+    struct query_arg *args;
+    size_t            i, n;
+
+    for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+        n = parse_ok(t[i].qs, &args);
+        CU_ASSERT_EQUAL_FATAL(n, 1);
+        CU_ASSERT_EQUAL(args[0].value_len, t[i].len);
+        CU_ASSERT(memcmp(args[0].value, t[i].value, t[i].len + 1) == 0);
+        query_free(args, n);
+    }
+    n = parse_ok("%FF=1", &args);                   /* names too */
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_STRING_EQUAL(args[0].name, "\xef\xbf\xbd");
+    CU_ASSERT_EQUAL(args[0].name_len, 3);
     query_free(args, n);
 }
 
@@ -243,7 +284,8 @@ test_query_one_megabyte(void)
 
 /* ---- request accessors ---------------------------------------------- */
 
-/* fc_request_query(): first of duplicate keys wins; absent is NULL. */
+/* fc_request_query(): the last of duplicate keys wins (FastAPI's rule);
+ * absent is NULL. */
 static void
 test_request_query_duplicates(void)
 {
@@ -254,13 +296,41 @@ test_request_query_duplicates(void)
     fc_request  *req = request_new(42, envp);
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(req);
-    CU_ASSERT_STRING_EQUAL(fc_request_query(req, "a"), "1");
+    CU_ASSERT_STRING_EQUAL(fc_request_query(req, "a"), "2");
     CU_ASSERT_STRING_EQUAL(fc_request_query(req, "b"), "x y");
     CU_ASSERT_STRING_EQUAL(fc_request_query(req, "steps"), "3");
     CU_ASSERT_PTR_NULL(fc_request_query(req, "missing"));
     CU_ASSERT_PTR_NULL(fc_request_query(req, ""));
-    CU_ASSERT_STRING_EQUAL(fc_request_query(req, "a"), "1");  /* again */
+    CU_ASSERT_STRING_EQUAL(fc_request_query(req, "a"), "2");  /* again */
     CU_ASSERT_EQUAL(fc_request_id(req), 42);
+    request_free(req);
+}
+
+/* fc_request_query_len(): the whole value, NULs included; 0 if absent. */
+static void
+test_request_query_len(void)
+{
+    char        *envp[] = {
+        "QUERY_STRING=t=a%00b&u=&w&t2=%FF%FE&t=x%00", NULL
+    };
+    fc_request  *req = request_new(1, envp);
+    const char  *v;
+    size_t       len = 99;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(req);
+    v = fc_request_query_len(req, "t", &len);       /* the last t */
+    CU_ASSERT_EQUAL(len, 2);
+    CU_ASSERT(v != NULL && memcmp(v, "x\0", 3) == 0);
+    v = fc_request_query_len(req, "t2", &len);
+    CU_ASSERT_EQUAL(len, 6);
+    CU_ASSERT(v != NULL && strcmp(v, "\xef\xbf\xbd\xef\xbf\xbd") == 0);
+    CU_ASSERT(fc_request_query_len(req, "u", &len) != NULL && len == 0);
+    CU_ASSERT(fc_request_query_len(req, "w", &len) != NULL && len == 0);
+    len = 99;
+    CU_ASSERT_PTR_NULL(fc_request_query_len(req, "absent", &len));
+    CU_ASSERT_EQUAL(len, 0);
+    CU_ASSERT_STRING_EQUAL(fc_request_query_len(req, "t", NULL), "x");
+    CU_ASSERT_STRING_EQUAL(fc_request_query(req, "t"), "x");  /* cut */
     request_free(req);
 }
 
@@ -377,6 +447,40 @@ test_response_error(void)
     CU_ASSERT_EQUAL(fc_response_header(resp, "X-A", "1"), -1);
     CU_ASSERT_EQUAL(fc_token_cancelled(tok), 0);
     CU_ASSERT_EQUAL(response_failed(resp), 0);
+    response_free(resp);
+    memstream_free(&k);
+    token_unref(tok);
+}
+
+/*
+ * fc_response_json(): a string that is not UTF-8 comes out with U+FFFD,
+ * a NUL as \u0000; the body parses with a strict UTF-8 JSON parser.
+ */
+static void
+test_response_json_utf8(void)
+{
+    struct memstream    k;
+    fc_token           *tok = token_new(NULL);
+    fc_response        *resp;
+    json_object        *o;
+    const char         *body;
+
+    memstream_init(&k, MEMSTREAM_SMALL, -1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tok);
+    resp = response_new(&k.s, tok);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+    o = json_object_new_object();
+    json_object_object_add(o, "s", json_object_new_string_len("a\xff" "b", 3));
+    json_object_object_add(o, "n", json_object_new_string_len("x\0y", 3));
+    CU_ASSERT_EQUAL(fc_response_json(resp, 200, o), 0);
+    json_object_put(o);
+    body = strstr(memstream_text(&k), "\r\n\r\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    body += 4;
+    CU_ASSERT_STRING_EQUAL(body,
+        "{\"s\":\"a\xef\xbf\xbd" "b\",\"n\":\"x\\u0000y\"}");
+    CU_ASSERT_PTR_NOT_NULL(o = memstream_json_strict(body));
+    json_object_put(o);
     response_free(resp);
     memstream_free(&k);
     token_unref(tok);
@@ -500,12 +604,14 @@ static CU_TestInfo query_tests[] = {
     { "empty and NULL", test_query_empty },
     { "a=1&b=2", test_query_pairs },
     { "+ and %XX", test_query_decoding },
+    { "UTF-8: U+FFFD for ill-formed bytes, NULs kept", test_query_utf8 },
     { "malformed escapes kept", test_query_malformed_escapes },
     { "key without =", test_query_key_without_value },
     { "empty pairs", test_query_empty_pairs },
     { "many args", test_query_many },
     { "1 MB query string", test_query_one_megabyte },
-    { "fc_request_query: first duplicate wins", test_request_query_duplicates },
+    { "fc_request_query: the last duplicate wins", test_request_query_duplicates },
+    { "fc_request_query_len: NULs and lengths", test_request_query_len },
     { "request accessors", test_request_accessors },
     CU_TEST_INFO_NULL
 };
@@ -518,6 +624,7 @@ static CU_TestInfo reason_tests[] = {
 static CU_TestInfo response_tests[] = {
     { "fc_response_error", test_response_error },
     { "headers, body and JSON", test_response_headers_and_body },
+    { "JSON bodies are UTF-8", test_response_json_utf8 },
     { "write error cancels the token", test_response_write_error },
     CU_TEST_INFO_NULL
 };

@@ -137,7 +137,7 @@ test_status_precision_full(void)
     CU_ASSERT_PTR_NULL(strstr(text, "0.08699"));
     CU_ASSERT_FALSE(json_object_object_get_ex(root, "jobs", NULL));
     CU_ASSERT_EQUAL(jget(root, "slow", NULL), 0);
-    CU_ASSERT_EQUAL(jget(root, "connections_open", NULL), 0);
+    CU_ASSERT_EQUAL(jget(root, "open_connections", NULL), 0);
     json_object_put(root);
     root = status_json(1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(root);

@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_work.c - unit tests of the demo job's arguments (handlers/work.c):
- * work_parse() with its defaults and limits, and the names of the job
- * styles.
+ * work_parse() with its defaults and limits, the names of the job
+ * styles, and the answer's JSON for any task_param.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 
 #include "handlers/work.h"
+#include "memstream.h"
 #include "unit.h"
 
 /* Parse with the recipe's defaults; return work_parse()'s result. */
@@ -117,11 +119,72 @@ test_work_mode(void)
     CU_ASSERT(job.steps == 3 && job.step_ms == 10 && job.mode == WORK_CPU);
 }
 
+/*
+ * The body of the work handler's answer to query qs (caller frees), after
+ * checking that it parses with a strict UTF-8 JSON parser.
+ */
+static char *
+work_body(const char *qs)
+{
+    struct work_opts    *o = work_opts_new(WORK_WAIT, "default_t");
+    char                 env[256], *envp[] = { env, NULL }, *body;
+    json_object         *j;
+    int                  status, result;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    snprintf(env, sizeof env, "QUERY_STRING=%s", qs);
+    body = memstream_run(work_handler, o, envp, &status, &result);
+    CU_ASSERT_EQUAL(result, FC_OK);
+    CU_ASSERT_PTR_NOT_NULL(j = memstream_json_strict(body));
+    json_object_put(j);
+    work_opts_free(o);
+    return body;
+}
+
+/*
+ * {"result": "Work completed for <task_param>"} is valid UTF-8 JSON for
+ * any task_param: ill-formed bytes are U+FFFD, a NUL is \u0000, the last
+ * of repeated ones wins, as FastAPI answers.
+ */
+static void
+test_work_result_json(void)
+{
+    static const struct {
+        const char *qs, *body;
+    } t[] = {
+        { "steps=0", "{\"result\":\"Work completed for default_t\"}" },
+        { "steps=0&task_param=%FF%FE",
+          "{\"result\":\"Work completed for \xef\xbf\xbd\xef\xbf\xbd\"}" },
+        { "steps=0&task_param=a%00b",
+          "{\"result\":\"Work completed for a\\u0000b\"}" },
+        { "steps=0&task_param=1&task_param=2",
+          "{\"result\":\"Work completed for 2\"}" },
+        { "task_param=%22%5C%0A&steps=0",
+          "{\"result\":\"Work completed for \\\"\\\\\\n\"}" },
+        { "steps=0&task_param=%C3%A9t%C3%A9",
+          "{\"result\":\"Work completed for \xc3\xa9t\xc3\xa9\"}" },
+        { "steps=0&mode=%FF", "{\"error\":\"mode must be sleep or cpu\","
+          "\"status\":400}" },
+    };
+    size_t i;
+    char  *body;
+
+    for (i = 0; i < sizeof t / sizeof t[0]; i++) {
+        body = work_body(t[i].qs);
+        if (strcmp(body, t[i].body) != 0) {
+            fprintf(stderr, "\n    %s: %s", t[i].qs, body);
+            CU_FAIL("unexpected body");
+        }
+        free(body);
+    }
+}
+
 static CU_TestInfo work_tests[] = {
     { "defaults", test_work_defaults },
     { "steps", test_work_steps },
     { "step_ms", test_work_step_ms },
     { "mode", test_work_mode },
+    { "the answer is UTF-8 JSON", test_work_result_json },
     CU_TEST_INFO_NULL
 };
 
