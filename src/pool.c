@@ -71,6 +71,15 @@
  * belongs to exactly one of: a worker (reading or serving it), the epoll
  * set (waiting), nobody (closed).  Only its owner closes it; the timer and
  * pool_drain() only shut it down, under mtx, while it waits.
+ *
+ * Why one file of over 900 lines: every part here (accept, the reads, the
+ * deadline list, the bounds that shed from it, the workers) moves a
+ * struct conn between its three owners under the one rule above, with
+ * fields of struct pool and struct conn that must stay private to keep
+ * that rule checkable; serving a request (serve.c) and allowed_clients
+ * (allow.c), which need none of them, are out.  The next split, if it
+ * grows, is the bounds and deadlines ("arriving connections") behind a
+ * private header.
  */
 #include <errno.h>
 #include <netinet/in.h>
