@@ -35,8 +35,11 @@ table7() {
         t_fail "table 7 needs tests/hold-conns and tests/fcgi-client" \
             "(make tests/hold-conns tests/fcgi-client)"
     say "table 7: $T7_JOBS jobs in flight"
+    # max_connections above the jobs: its default, 10000, would refuse
+    # the /status requests that count them.
     cat > "$T/fc-10k.json" <<'EOF'
 {
+    "max_connections": 10400,
     "routes": [
         { "path": "/cancel_event", "handler": "work", "style": "wait",
           "steps": 1, "step_ms": 600000, "mode": "sleep" },

@@ -4,24 +4,26 @@
  *
  * DESIGN
  *
- * A worker formats its line into a buffer of its own thread (struct
- * tbuf), registered in a list the first time the thread logs.  The buffer
- * goes to the destination (a file, stderr, or nowhere) when it passes
- * TBUF_FLUSH bytes, when the flusher thread finds its oldest line older
- * than FLUSH_AGE_MS, and on accesslog_flush() (SIGHUP, exit).  The flusher
- * wakes every FLUSH_AGE_MS, so no line waits more than about twice that
- * (100 ms).  Each write is whole lines, and writes to one destination are
- * serialized by dest_mtx, so lines never interleave (not even on a pipe
- * or the journal's stream socket, where a long write is not atomic).
+ * A worker formats its line into one of ACCESSLOG_SHARDS buffers (struct
+ * shard); a thread takes a shard round-robin the first time it logs and
+ * keeps it, so a shard is shared by few threads (with the default 32
+ * workers, two) and the memory is the same for 16 threads or 10,000.  A
+ * shard's buffer is written when it passes BUF_FLUSH bytes, when the flusher
+ * thread finds its oldest line older than FLUSH_AGE_MS, and on
+ * accesslog_flush() (SIGHUP, exit).  The flusher wakes every FLUSH_AGE_MS,
+ * so no line waits more than about twice that (100 ms).  Each write is
+ * whole lines, and the writes to one destination are serialized by
+ * dest_mtx, so lines never interleave (not even on a pipe or the
+ * journal's stream socket, where a long write is not atomic).  Before
+ * accesslog_open() and after accesslog_close(), nothing is buffered.
  *
  * Locks, in the order they are taken:
- *   list_mtx   protects the list of thread buffers (tbufs) and flusher's
- *              start and stop (flusher_on);
- *   tb->mtx    protects one buffer's bytes, len and first_ns; its thread
- *              takes it per line, uncontended but for a flusher pass;
+ *   sh->mtx    protects one shard's buffer (bytes, len, first_ns);
  *   dest_mtx   protects dest_fd and dest_path, and serializes writes.
- * The format is an atomic read with relaxed order: a line formatted just
- * before a change of format is still a whole line.
+ * list_mtx protects the flusher's start and stop (flusher_on) and is
+ * never held with the others.  The format, `off` and `buffering` are
+ * atomics read with relaxed order: a line formatted just before a change
+ * is still a whole line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,8 +43,9 @@
 #include "utf8.h"
 #include "util.h"
 
-#define TBUF_SIZE       ((size_t)64 * 1024)
-#define TBUF_FLUSH      ((size_t)32 * 1024) /* write once past this */
+#define ACCESSLOG_SHARDS 16
+#define BUF_SIZE        ((size_t)64 * 1024)
+#define BUF_FLUSH       ((size_t)32 * 1024) /* write once past this */
 #define LINE_MAX_LEN    8192            /* longer lines are cut */
 #define FLUSH_AGE_MS    50
 
@@ -50,19 +53,25 @@ const char *const accesslog_format_names[] = {
     "default", "combined", "json", NULL
 };
 
-/* One thread's buffer of formatted lines. */
-struct tbuf {
-    pthread_mutex_t     mtx;
-    size_t              len;            /* protected by mtx */
+/* Formatted lines waiting for one destination. */
+struct lbuf {
+    size_t              len;
     uint64_t            first_ns;       /* monotonic time of the oldest line */
-    struct tbuf        *next;           /* protected by list_mtx */
-    char                data[TBUF_SIZE];
+    char                data[BUF_SIZE];
 };
 
+/* The buffer a few threads share; see DESIGN. */
+struct shard {
+    pthread_mutex_t     mtx;
+    struct lbuf         access;         /* to the access log's destination */
+};
+
+static struct shard     shards[ACCESSLOG_SHARDS];
+static pthread_once_t   shards_once = PTHREAD_ONCE_INIT;
+static _Atomic unsigned next_shard;
+static _Thread_local struct shard *my_shard;
+static _Atomic int      buffering;      /* between open and close */
 static pthread_mutex_t  list_mtx = PTHREAD_MUTEX_INITIALIZER;
-static struct tbuf     *tbufs;          /* protected by list_mtx */
-static pthread_key_t    tbuf_key;
-static pthread_once_t   tbuf_once = PTHREAD_ONCE_INIT;
 static pthread_t        flusher;
 static int              flusher_on;     /* protected by list_mtx */
 static pthread_cond_t   flusher_cond = PTHREAD_COND_INITIALIZER;
@@ -73,15 +82,12 @@ static char            *dest_path;      /* protected by dest_mtx */
 static _Atomic int      format = ACCESSLOG_DEFAULT;
 static _Atomic int      off;            /* "off": skip formatting */
 
-/* Write len bytes of whole lines to the destination; dest_mtx is held. */
+/* Write len bytes of whole lines to fd; dest_mtx is held. */
 static void
-dest_write(const char *p, size_t len)
+fd_write(int fd, const char *p, size_t len)
 {
-    int     fd = dest_fd == -1 ? STDERR_FILENO : dest_fd;
     ssize_t n;
 
-    if (dest_fd == -2)
-        return;
     while (len > 0) {
         if ((n = write(fd, p, len)) < 0) {
             if (errno == EINTR)
@@ -93,90 +99,78 @@ dest_write(const char *p, size_t len)
     }
 }
 
-/* Write and empty tb; tb->mtx is held. */
+/* Write len bytes to the access log's destination; dest_mtx is held. */
 static void
-tbuf_flush(struct tbuf *tb)
+dest_write(const char *p, size_t len)
 {
-    if (tb->len == 0)
+    if (dest_fd != -2)
+        fd_write(dest_fd == -1 ? STDERR_FILENO : dest_fd, p, len);
+}
+
+/* Write and empty b; the shard's mtx is held. */
+static void
+lbuf_flush(struct lbuf *b)
+{
+    if (b->len == 0)
         return;
     xmutex_lock(&dest_mtx);
-    dest_write(tb->data, tb->len);
+    dest_write(b->data, b->len);
     xmutex_unlock(&dest_mtx);
-    tb->len = 0;
+    b->len = 0;
 }
 
-/* Unlink tb from the list and free it, its lines written (thread exit). */
+/* Append a line (shorter than the buffer) to b, the shard's mtx held,
+ * writing b first if it is full. */
 static void
-tbuf_destroy(void *arg)
+lbuf_put(struct lbuf *b, const char *line, size_t len)
 {
-    struct tbuf *tb = arg, **pp;
-
-    xmutex_lock(&list_mtx);
-    for (pp = &tbufs; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == tb) {
-            *pp = tb->next;
-            break;
-        }
-    }
-    xmutex_unlock(&list_mtx);
-    xmutex_lock(&tb->mtx);
-    tbuf_flush(tb);
-    xmutex_unlock(&tb->mtx);
-    xmutex_destroy(&tb->mtx);
-    free(tb);
+    if (b->len + len > sizeof b->data)
+        lbuf_flush(b);
+    if (b->len == 0)
+        b->first_ns = now_ns();
+    memcpy(b->data + b->len, line, len);
+    b->len += len;
+    if (b->len >= BUF_FLUSH)
+        lbuf_flush(b);
 }
 
 static void
-tbuf_key_make(void)
+shards_init(void)
 {
-    if (pthread_key_create(&tbuf_key, tbuf_destroy) != 0)
-        abort();
+    size_t i;
+
+    for (i = 0; i < ACCESSLOG_SHARDS; i++)
+        xmutex_init(&shards[i].mtx);
 }
 
-/* Return this thread's buffer, made on first use; NULL if out of memory. */
-static struct tbuf *
-tbuf_get(void)
+/* Return the calling thread's shard, taken round-robin on first use. */
+static struct shard *
+shard_get(void)
 {
-    struct tbuf *tb;
-
-    pthread_once(&tbuf_once, tbuf_key_make);
-    if ((tb = pthread_getspecific(tbuf_key)) != NULL)
-        return tb;
-    if ((tb = malloc(sizeof *tb)) == NULL)
-        return NULL;
-    /* Touched now, not page by page as bursts first fill it over hours:
-     * that reads as a slow leak in RSS. */
-    memset(tb->data, 0, sizeof tb->data);
-    xmutex_init(&tb->mtx);
-    tb->len = 0;
-    tb->first_ns = 0;
-    if (pthread_setspecific(tbuf_key, tb) != 0) {
-        xmutex_destroy(&tb->mtx);
-        free(tb);
-        return NULL;
+    if (my_shard == NULL) {
+        pthread_once(&shards_once, shards_init);
+        my_shard = &shards[atomic_fetch_add_explicit(&next_shard, 1,
+            memory_order_relaxed) % ACCESSLOG_SHARDS];
     }
-    xmutex_lock(&list_mtx);
-    tb->next = tbufs;
-    tbufs = tb;
-    xmutex_unlock(&list_mtx);
-    return tb;
+    return my_shard;
 }
 
 /* Write every buffer holding a line older than min_age_ns. */
 static void
 flush_older(uint64_t min_age_ns)
 {
-    struct tbuf *tb;
     uint64_t     now = now_ns();
+    size_t       i;
 
-    xmutex_lock(&list_mtx);
-    for (tb = tbufs; tb != NULL; tb = tb->next) {
-        xmutex_lock(&tb->mtx);
-        if (tb->len > 0 && now - tb->first_ns >= min_age_ns)
-            tbuf_flush(tb);
-        xmutex_unlock(&tb->mtx);
+    pthread_once(&shards_once, shards_init);
+    for (i = 0; i < ACCESSLOG_SHARDS; i++) {
+        struct shard *sh = &shards[i];
+
+        xmutex_lock(&sh->mtx);
+        if (sh->access.len > 0 && now - sh->access.first_ns >= min_age_ns)
+            lbuf_flush(&sh->access);
+        xmutex_unlock(&sh->mtx);
     }
-    xmutex_unlock(&list_mtx);
 }
 
 /* The flusher thread: writes lines that waited FLUSH_AGE_MS. */
@@ -254,6 +248,8 @@ accesslog_open(const char *path, enum accesslog_format fmt)
         flusher_on = pthread_create(&flusher, NULL, flusher_main, NULL) == 0;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
+    /* Without a flusher nothing is buffered: lines go out at once. */
+    atomic_store_explicit(&buffering, flusher_on, memory_order_relaxed);
     xmutex_unlock(&list_mtx);
     return 0;
 }
@@ -285,6 +281,7 @@ accesslog_close(void)
     int on;
 
     xmutex_lock(&list_mtx);
+    atomic_store_explicit(&buffering, 0, memory_order_relaxed);
     on = flusher_on;
     flusher_on = 0;
     pthread_cond_signal(&flusher_cond);
@@ -456,9 +453,9 @@ static int (*const formats[ACCESSLOG_FORMAT__MAX])(char *, size_t,
 void
 accesslog_write(const struct accesslog_entry *e)
 {
-    char         line[LINE_MAX_LEN];
-    struct tbuf *tb;
-    int          fmt, n;
+    char          line[LINE_MAX_LEN];
+    struct shard *sh;
+    int           fmt, n;
     size_t       len;
 
     if (atomic_load_explicit(&off, memory_order_relaxed))
@@ -472,22 +469,16 @@ accesslog_write(const struct accesslog_entry *e)
     } else {
         len = (size_t)n;
     }
-    if ((tb = tbuf_get()) == NULL) {
+    if (!atomic_load_explicit(&buffering, memory_order_relaxed)) {
         xmutex_lock(&dest_mtx);
         dest_write(line, len);
         xmutex_unlock(&dest_mtx);
         return;
     }
-    xmutex_lock(&tb->mtx);
-    if (tb->len + len > sizeof tb->data)
-        tbuf_flush(tb);
-    if (tb->len == 0)
-        tb->first_ns = now_ns();
-    memcpy(tb->data + tb->len, line, len);
-    tb->len += len;
-    if (tb->len >= TBUF_FLUSH)
-        tbuf_flush(tb);
-    xmutex_unlock(&tb->mtx);
+    sh = shard_get();
+    xmutex_lock(&sh->mtx);
+    lbuf_put(&sh->access, line, len);
+    xmutex_unlock(&sh->mtx);
 }
 
 void

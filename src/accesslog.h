@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * accesslog.h - the access log: one line per request, in one of three
- * formats, buffered per thread and written at most 100 ms late.
+ * formats, buffered and written at most 100 ms late.
  */
 #ifndef ACCESSLOG_H
 #define ACCESSLOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fcgi_cancel.h"
