@@ -114,6 +114,7 @@ bench_init() {
     bench_www
     write_fc_conf "$T/fc-quiet.json" warn '"off"'
     write_fc_conf "$T/fc-log.json" info "\"$T/fclog-access.log\""
+    write_fc_conf "$T/fc-acc.json" warn "\"$T/fcacc-access.log\""
     write_fc_conf "$T/fc-info.json" info null
     bench_nginx_start
 }
@@ -244,6 +245,13 @@ start_fclog() {
         --config "$T/fc-log.json" --listen "unix:$T/fclog.sock" "$@"
 }
 
+# start_fcacc ARGS...: the instance with the access log alone (to a file,
+# log_level warn), $T/fcacc.sock (FCACC_PID).
+start_fcacc() {
+    peer_run FCACC_PID "$T/fcacc.sock" "$T/fcacc.log" "$FCGI_CANCEL" \
+        --config "$T/fc-acc.json" --listen "unix:$T/fcacc.sock" "$@"
+}
+
 # start_ceiling: bench/ceiling.c on $T/ceiling.sock (CEIL_PID), one
 # instance for both modes: its idle kept connections cost it nothing.
 start_ceiling() {
@@ -325,7 +333,7 @@ start_cgi() {
 # ---------------------------------------------------------------------------
 # nginx: one process for the whole run, one server (port) per peer and mode
 
-PEERS="ceiling bare php fc fclog cgi"
+PEERS="ceiling bare php fc fclog fcacc cgi"
 [ -n "$FC_ALT" ] && PEERS="$PEERS fcalt"
 declare -A PORT
 

@@ -17,6 +17,7 @@ table1() {
     start_php "$WORKERS"
     start_fc "$T/fc-quiet.json" "$T/fc-quiet.log" --workers "$WORKERS"
     start_fclog --workers "$WORKERS"
+    start_fcacc --workers "$WORKERS"
     # name|url|pid (the peer: its CPU per request is recorded), in the
     # order of the table.
     cfg=(
@@ -33,6 +34,8 @@ table1() {
         "fc-tiny-ka|$(url fc-ka /tiny)|$FC_PID"
         "fclog-tiny-off|$(url fclog-off /tiny)|$FCLOG_PID"
         "fclog-tiny-ka|$(url fclog-ka /tiny)|$FCLOG_PID"
+        "fcacc-tiny-off|$(url fcacc-off /tiny)|$FCACC_PID"
+        "fcacc-tiny-ka|$(url fcacc-ka /tiny)|$FCACC_PID"
     )
     if [ -n "$FC_ALT" ]; then
         start_fcalt --workers "$WORKERS"
@@ -70,7 +73,7 @@ t1_ratio() {
 
 # write_table1: print table 1's section (Markdown) from $RAW.
 write_table1() {
-    local c1 c2 r1 r2 r3 r4 r5 r6
+    local c1 c2 r1 r2 r3 r4 r5 r6 a1 a2
     section_head "1. Tiny-request throughput through nginx (unix socket)"
     cat <<EOF
 Every peer with $WORKERS workers (threads or processes), as many as wrk's
@@ -79,8 +82,11 @@ in keepalive mode (table 2 is the case of more connections than workers);
 the ceiling (\`bench/ceiling.c\`: one thread, one epoll loop, the FastCGI
 protocol and a canned reply, nothing else) is what nginx costs when its
 upstream costs nothing.  fcgi-cancel and PHP-FPM without access log
-(PHP-FPM's default); the last two rows are fcgi-cancel with its default
-logging (info level and an access-log line per request, to files).
+(PHP-FPM's default); the last four rows are fcgi-cancel with its default
+logging (info level and an access-log line per request, to files), and
+with the access log alone (to a file, at log level warn): the cost of
+writing the access log.  The work job's "job start" info line per
+request, one write(2) each, is what separates the two.
 Medians of $RUNS runs, round robin over the configurations.
 
 | peer | nginx → peer | req/s (median) | runs | p50 ms | p99 ms | errors / timeouts / non-2xx (all runs) | ÷ nginx alone | ÷ ceiling, same mode | ÷ bare, same mode | ÷ bare, keep_conn off | ÷ PHP-FPM, same mode | peer CPU per request, µs | other load, max % of a CPU |
@@ -99,6 +105,8 @@ EOF
     t1_row fc-tiny-ka "fcgi-cancel /tiny" ka
     t1_row fclog-tiny-off "fcgi-cancel /tiny, default logging" off
     t1_row fclog-tiny-ka "fcgi-cancel /tiny, default logging" ka
+    t1_row fcacc-tiny-off "fcgi-cancel /tiny, access log alone" off
+    t1_row fcacc-tiny-ka "fcgi-cancel /tiny, access log alone" ka
     if [ -n "$FC_ALT" ]; then
         t1_row fcalt-tiny-off "fcgi-cancel /tiny, FC_ALT build (\`$FC_ALT\`)" off
         t1_row fcalt-tiny-ka "fcgi-cancel /tiny, FC_ALT build (\`$FC_ALT\`)" ka
@@ -111,6 +119,8 @@ EOF
     r4=$(t1_ratio fc-tiny-ka php-ka)
     r5=$(t1_ratio fc-tiny-ka php-off)
     r6=$(t1_ratio fc-ping-off bare-off)
+    a1=$(t1_ratio fcacc-tiny-off fc-tiny-off)
+    a2=$(t1_ratio fcacc-tiny-ka fc-tiny-ka)
     cat <<EOF
 
 "off": \`fastcgi_keep_conn off\`, a FastCGI connection per request; "ka":
@@ -128,6 +138,8 @@ held against its keep_conn-off figure, its best.
 | fcgi-cancel /tiny ≥ 1.5 × PHP-FPM, keep_conn off | $r3 | $(verdict "$r3" ">=" 1.5) |
 | fcgi-cancel /tiny ≥ 1.5 × PHP-FPM, keepalive | $r4 | $(verdict "$r4" ">=" 1.5) |
 | fcgi-cancel /tiny keepalive ≥ 1.5 × PHP-FPM's best (keep_conn off) | $r5 | $(verdict "$r5" ">=" 1.5) |
+| writing the access log costs < 3 %: /tiny with it ≥ 0.97 × without, keep_conn off | $a1 | $(verdict "$a1" ">=" 0.97) |
+| the same, keepalive | $a2 | $(verdict "$a2" ">=" 0.97) |
 
 Commands (\$T is the scratch directory; each run is
 \`$WRK_CMD\`):
