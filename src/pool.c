@@ -949,7 +949,8 @@ worker_main(void *arg)
 
 /*
  * Make room for max_connections descriptors beside those of the jobs
- * (pipes, files: 64 + 8 per worker kept for them) within RLIMIT_NOFILE
+ * (pipes, files: 64 + 8 per worker kept for them, at most a quarter of
+ * the limit) within RLIMIT_NOFILE
  * (which oslimits_check() raised to the hard limit at start-up): lower
  * max_connections, saying so, when the limit is too low.
  */
@@ -957,11 +958,19 @@ static void
 pool_fd_limit(struct pool *p)
 {
     struct rlimit   rl;
-    rlim_t          keep = 64 + 8 * (rlim_t)p->cfg.workers;
-    rlim_t          want = (rlim_t)p->cfg.max_connections + keep;
+    rlim_t          keep, want;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-        rl.rlim_cur >= want)
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    /* 8 per worker, but never more than a quarter of the limit: 10,000
+     * workers of sleeping jobs need their connections, not 80,000
+     * descriptors kept aside. */
+    keep = 8 * (rlim_t)p->cfg.workers;
+    if (keep > rl.rlim_cur / 4)
+        keep = rl.rlim_cur / 4;
+    keep += 64;
+    want = (rlim_t)p->cfg.max_connections + keep;
+    if (rl.rlim_cur >= want)
         return;
     p->cfg.max_connections = rl.rlim_cur > keep + 16 ?
         (long)(rl.rlim_cur - keep) : 16;
