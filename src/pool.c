@@ -6,10 +6,16 @@
  * ------
  * A connection holds no worker while it is idle, nor while its request is
  * arriving.  All idle workers wait in epoll_wait() on one epoll set (the
- * kernel wakes one waiter per event) that holds the listening socket, a
- * timerfd for read deadlines, and every connection waiting for bytes (or
- * for room to send), each registered EPOLLONESHOT so that exactly one
- * worker takes it:
+ * kernel wakes one waiter per event) that holds the listening socket and
+ * a timerfd for read deadlines (both EPOLLONESHOT: one worker takes each
+ * event and re-arms), and every connection that has waited once for
+ * bytes (or for room to send).  A connection is registered edge-triggered
+ * at its first wait and stays so until it is closed; the worker that
+ * receives its event claims it in the connection table (conntab.c: one
+ * compare-and-swap), so exactly one worker owns it, an event that comes
+ * while another owns it tells that owner to read again, and an event of
+ * a closed connection is dropped.  A kept connection thus goes back to
+ * wait for its next request without a system call:
  *
  *   listener readable -> the worker accepts one connection, re-arms the
  *       listener for the others, and reads the connection at once (nginx
@@ -62,15 +68,20 @@
  * goes back to 0 by an exchange, by its owner or by pool_shed() under
  * mtx, so each byte is uncharged once.
  *
- * Locking: `mtx` protects the list of waiting connections, the deadline
+ * Locking: `mtx` protects the count of arriving connections, the deadline
  * list and the timer.  `accepting` (workers inside pool_accept()) and
  * `draining` are atomics paired Dekker-style (both sequentially
  * consistent): a worker counts itself in, then checks draining; the
  * drainer sets draining, then waits for accepting to fall to 0, so after
  * pool_drain() no worker touches the listening socket.  A connection
  * belongs to exactly one of: a worker (reading or serving it), the epoll
- * set (waiting), nobody (closed).  Only its owner closes it; the timer and
- * pool_drain() only shut it down, under mtx, while it waits.
+ * set (waiting: idle in the connection table), nobody (closed).  Only its
+ * owner closes it; the timer and the bounds only shut it down, under mtx,
+ * while it is on the deadline list.  pool_drain() claims each idle
+ * connection in the table and closes it; a worker that gives one back
+ * then checks draining (the give-back and the flag are sequentially
+ * consistent, Dekker-style again) and, if it is set, claims it back to
+ * close it, so no idle connection outlives the drain.
  *
  * Why one file of over 900 lines: every part here (accept, the reads, the
  * deadline list, the bounds that shed from it, the workers) moves a
@@ -98,6 +109,7 @@
 #include <fcntl.h>
 
 #include "allow.h"
+#include "conntab.h"
 #include "generation.h"
 #include "log.h"
 #include "metrics.h"
@@ -116,11 +128,18 @@
 #define READ_MIN            4096
 #define READ_CHUNK          65536
 
+/* Epoll data of the pool's own descriptors; a connection's is its
+ * registration's (conntab_register(), at most CONNTAB_DATA_MAX). */
+#define EV_LISTENER         (UINT64_MAX - 0)
+#define EV_QUIT             (UINT64_MAX - 1)
+#define EV_TIMER            (UINT64_MAX - 2)
+
 struct conn {
     int              fd;
     uint64_t         id;            /* unique in the process (watcher.c) */
-    int              in_epoll;      /* registered in p->epfd */
-    int              waiting;       /* in the set: on p->waiting (mtx) */
+    uint64_t         reg;           /* its registration in p->epfd
+                                       (conntab.c); 0: not registered */
+    uint32_t         events;        /* registered for these */
     int              mid;           /* a request has begun (mtx to read
                                        from another thread) */
     int              on_deadlines;  /* on p->deadlines (mtx) */
@@ -133,7 +152,6 @@ struct conn {
     uint64_t         deadline;      /* of the read; owner only */
     long             read_timeout_ms;/* of the generation its owner holds
                                        (owner only) */
-    struct conn     *prev, *next;   /* p->waiting (mtx) */
     struct conn     *dprev, *dnext; /* p->deadlines (mtx) */
     struct proto_req rq;            /* the request being read */
     struct buf       pending;       /* bytes read, not yet consumed */
@@ -165,7 +183,7 @@ struct pool {
 
     pthread_mutex_t      mtx;
     pthread_cond_t       drained;   /* accepting fell to 0 while draining */
-    struct conn         *waiting;   /* mtx */
+    struct conntab      *tab;       /* who owns each registered connection */
     int                  arriving;  /* mtx: waiting, request begun */
     struct conn         *deadlines, *deadlines_tail;  /* mtx; by deadline */
     _Atomic int          draining;  /* see Locking */
@@ -276,7 +294,7 @@ pool_expire(struct pool *p)
     timer_set(p);
     xmutex_unlock(&p->mtx);
     ev.events = EPOLLIN | EPOLLONESHOT;
-    ev.data.ptr = &p->timerfd;
+    ev.data.u64 = EV_TIMER;
     if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->timerfd, &ev) != 0)
         log_warn("pool: cannot re-arm the timer");
 }
@@ -478,6 +496,8 @@ conn_destroy(struct conn *c)
 static void
 conn_close(struct pool *p, struct conn *c)
 {
+    if (c->reg != 0)
+        conntab_close(p->tab, c->fd);
     deadline_clear(p, c);
     conn_uncharge(p, c);
     pool_leave(p);
@@ -490,77 +510,91 @@ conn_close(struct pool *p, struct conn *c)
     conn_destroy(c);
 }
 
-/*
- * Put a connection this worker owns back into the epoll set, to wait for
- * events (EPOLLIN, or EPOLLOUT while replies are queued).  A request that
- * has begun gets its read deadline now.
- */
+/* Take a connection whose event this worker claimed off the count of
+ * arriving ones. */
 static void
+conn_take(struct pool *p, struct conn *c)
+{
+    if (!c->counted)
+        return;
+    xmutex_lock(&p->mtx);
+    c->counted = 0;
+    p->arriving--;
+    atomic_fetch_sub_explicit(&stats.arriving, 1, memory_order_relaxed);
+    xmutex_unlock(&p->mtx);
+}
+
+/*
+ * Give a connection this worker owns back to the epoll set, to wait for
+ * bytes (and for room to send too, with EPOLLOUT, while replies are
+ * queued).  It is registered at its first wait, edge-triggered, and stays
+ * so until it is closed: an idle kept connection goes back with one
+ * compare-and-swap (conntab.c), no system call.  A request that has
+ * begun gets its read deadline now and is counted as arriving.  Return 1
+ * if the connection is no longer this worker's (given back, or closed),
+ * 0 if bytes came meanwhile: it is still this worker's, to read again.
+ */
+static int
 conn_wait(struct pool *p, struct conn *c, uint32_t events)
 {
     struct epoll_event ev;
+    uint64_t           reg;
+    uint32_t           want = EPOLLIN | EPOLLRDHUP | EPOLLET |
+                           (events & EPOLLOUT);
+    int                hold = c->mid && !c->discard;
+    void              *again;
 
     if (c->pending.len == 0)
         buf_free(&c->pending);          /* idle: no buffer kept */
-    xmutex_lock(&p->mtx);
-    if (p->draining && (!c->mid || c->discard)) {
-        xmutex_unlock(&p->mtx);
+    if (pool_draining(p) && !hold) {
         conn_close(p, c);
-        return;
+        return 1;
     }
     /* The deadline list is also the list of arriving connections that
      * max_connections and max_arriving_bytes shed, oldest first; with
      * read_timeout_ms 0 a connection is in neither. */
-    if (c->mid && c->deadline == 0 && c->read_timeout_ms > 0)
-        deadline_add(p, c);
-    /* Not EPOLLRDHUP with EPOLLOUT: a peer that half-closed and does not
-     * read would wake a worker again and again until the deadline. */
-    ev.events = events | EPOLLONESHOT |
-        ((events & EPOLLIN) != 0 ? EPOLLRDHUP : 0);
-    ev.data.ptr = c;
-    if (epoll_ctl(p->epfd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-        c->fd, &ev) != 0) {
-        xmutex_unlock(&p->mtx);
-        log_warn("pool: cannot wait on connection");
-        conn_close(p, c);
-        return;
-    }
-    c->in_epoll = 1;
-    c->waiting = 1;
-    if (c->mid && !c->discard) {
-        c->counted = 1;
-        p->arriving++;
-        atomic_fetch_add_explicit(&stats.arriving, 1, memory_order_relaxed);
-    }
-    c->prev = NULL;
-    c->next = p->waiting;
-    if (p->waiting != NULL)
-        p->waiting->prev = c;
-    p->waiting = c;
-    xmutex_unlock(&p->mtx);
-}
-
-/* Take a waiting connection whose event this worker received. */
-static void
-conn_take(struct pool *p, struct conn *c)
-{
-    xmutex_lock(&p->mtx);
-    if (c->waiting) {
-        if (c->prev != NULL)
-            c->prev->next = c->next;
-        else
-            p->waiting = c->next;
-        if (c->next != NULL)
-            c->next->prev = c->prev;
-        c->waiting = 0;
-        if (c->counted) {
-            c->counted = 0;
-            p->arriving--;
-            atomic_fetch_sub_explicit(&stats.arriving, 1,
+    if (c->mid) {
+        xmutex_lock(&p->mtx);
+        if (c->deadline == 0 && c->read_timeout_ms > 0)
+            deadline_add(p, c);
+        if (hold && !c->counted) {
+            c->counted = 1;
+            p->arriving++;
+            atomic_fetch_add_explicit(&stats.arriving, 1,
                 memory_order_relaxed);
         }
+        xmutex_unlock(&p->mtx);
     }
-    xmutex_unlock(&p->mtx);
+    if (c->reg == 0 || c->events != want) {
+        if (c->reg == 0 &&
+            (c->reg = conntab_register(p->tab, c->fd, c)) == 0) {
+            log_warnx("pool: descriptor %d above the limit seen at "
+                "start-up, connection closed", c->fd);
+            conn_close(p, c);
+            return 1;
+        }
+        ev.events = want;
+        ev.data.u64 = c->reg;
+        if (epoll_ctl(p->epfd, c->events == 0 ? EPOLL_CTL_ADD :
+            EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+            log_warn("pool: cannot wait on connection");
+            conn_close(p, c);
+            return 1;
+        }
+        c->events = want;
+    }
+    reg = c->reg;
+    if (!conntab_release(p->tab, c->fd, hold)) {
+        conn_take(p, c);        /* bytes came: read them now */
+        return 0;
+    }
+    /* c may be another worker's from here.  See Locking: either
+     * pool_drain() finds it idle, or this sees draining and takes it back
+     * to close it (unless another worker was first). */
+    if (!hold && pool_draining(p) &&
+        conntab_claim(p->tab, reg, &again) == CONNTAB_CLAIMED)
+        conn_close(p, again);
+    return 1;
 }
 
 /*
@@ -631,7 +665,7 @@ pool_accept(struct pool *p)
      * wakes that worker at once.  ENOENT: pool_drain() removed it. */
     if (!atomic_load(&p->draining)) {
         ev.events = EPOLLIN | EPOLLONESHOT;
-        ev.data.ptr = &p->lfd;
+        ev.data.u64 = EV_LISTENER;
         if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->lfd, &ev) != 0 &&
             errno != ENOENT)
             log_warn("pool: cannot re-arm the listener");
@@ -784,8 +818,9 @@ worker_read(struct worker *wk, struct conn *c)
             if (n > 0 || (n < 0 && errno == EINTR))
                 continue;
             if (n < 0 && errno == EAGAIN) {
-                conn_wait(p, c, EPOLLIN);
-                return;
+                if (conn_wait(p, c, EPOLLIN))
+                    return;
+                continue;
             }
             conn_close(p, c);
             return;
@@ -796,8 +831,9 @@ worker_read(struct worker *wk, struct conn *c)
                 return;
             }
             if (sent == 0) {
-                conn_wait(p, c, EPOLLOUT);
-                return;
+                if (conn_wait(p, c, EPOLLOUT))
+                    return;
+                continue;
             }
         }
         if (c->pending.len > 0) {
@@ -813,12 +849,13 @@ worker_read(struct worker *wk, struct conn *c)
                 }
                 /* Nothing left over: wait for the next request at once,
                  * not after a read that would find nothing (the front end
-                 * sends it only after this answer; the re-arm reports
-                 * bytes that are already there). */
+                 * sends it only after this answer; bytes that came
+                 * meanwhile make conn_wait() say "read again"). */
                 if (!c->discard && c->pending.len == 0 &&
                     c->rq.reply.len == 0) {
-                    conn_wait(p, c, EPOLLIN);
-                    return;
+                    if (conn_wait(p, c, EPOLLIN))
+                        return;
+                    continue;
                 }
                 continue;
             }
@@ -858,8 +895,9 @@ worker_read(struct worker *wk, struct conn *c)
                 c->mid = 0;
                 deadline_clear(p, c);
             }
-            conn_wait(p, c, EPOLLIN);
-            return;
+            if (conn_wait(p, c, EPOLLIN))
+                return;
+            continue;
         }
         /* End of file, reset, or shut down by the read deadline. */
         if (c->mid && !atomic_load(&c->expired))
@@ -914,6 +952,7 @@ worker_main(void *arg)
     struct pool        *p = wk->pool;
     struct epoll_event  ev;
     struct conn        *c;
+    void               *ptr;
     int                 n;
 
     for (;;) {
@@ -925,17 +964,20 @@ worker_main(void *arg)
         }
         if (n == 0)
             continue;
-        if (ev.data.ptr == &p->quitfd)
+        if (ev.data.u64 == EV_QUIT)
             break;
-        if (ev.data.ptr == &p->timerfd) {
+        if (ev.data.u64 == EV_TIMER) {
             pool_expire(p);
             continue;
         }
-        if (ev.data.ptr == &p->lfd) {
+        if (ev.data.u64 == EV_LISTENER) {
             if ((c = pool_accept(p)) == NULL)
                 continue;
         } else {
-            c = ev.data.ptr;
+            /* Another worker's (it reads again), or closed: not ours. */
+            if (conntab_claim(p->tab, ev.data.u64, &ptr) != CONNTAB_CLAIMED)
+                continue;
+            c = ptr;
             conn_take(p, c);
         }
         atomic_fetch_add_explicit(&p->busy, 1, memory_order_relaxed);
@@ -979,6 +1021,19 @@ pool_fd_limit(struct pool *p)
         (unsigned long long)rl.rlim_cur, (unsigned long long)keep);
 }
 
+/* Descriptor numbers the connection table covers: the descriptor limit
+ * (oslimits_check() raised it at start-up), 1 << 24 at most. */
+static size_t
+pool_fd_table_size(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 24) ?
+        (size_t)1 << 24 : (size_t)rl.rlim_cur;
+}
+
 struct pool *
 pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
     char **cause)
@@ -1004,6 +1059,10 @@ pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
         goto fail;
     }
     pool_fd_limit(p);
+    if ((p->tab = conntab_new(pool_fd_table_size())) == NULL) {
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
 
     if ((flags = fcntl(lfd, F_GETFL)) < 0 ||
         fcntl(lfd, F_SETFL, flags | O_NONBLOCK) < 0) {
@@ -1018,16 +1077,16 @@ pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
         goto fail;
     }
     ev.events = EPOLLIN | EPOLLONESHOT;
-    ev.data.ptr = &p->lfd;
+    ev.data.u64 = EV_LISTENER;
     if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, lfd, &ev) != 0) {
         snprintf(msg, sizeof msg, "listening socket: %s", strerror(errno));
         goto fail;
     }
     ev.events = EPOLLIN;    /* level-triggered: wakes every worker */
-    ev.data.ptr = &p->quitfd;
+    ev.data.u64 = EV_QUIT;
     epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->quitfd, &ev);
     ev.events = EPOLLIN | EPOLLONESHOT;
-    ev.data.ptr = &p->timerfd;
+    ev.data.u64 = EV_TIMER;
     epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timerfd, &ev);
 
     if ((p->watcher = watcher_new(cfg->workers, cause)) == NULL)
@@ -1074,11 +1133,24 @@ fail_cause:
     return NULL;
 }
 
+/* pool_drain()'s callback: close an idle connection it claimed. */
+static void
+pool_drain_close(void *arg, void *ptr)
+{
+    conn_close(arg, ptr);
+}
+
+/* pool_free()'s callback: free a connection left in the set. */
+static void
+pool_free_conn(void *arg, void *ptr)
+{
+    (void)arg;
+    conn_destroy(ptr);
+}
+
 void
 pool_drain(struct pool *p)
 {
-    struct conn *c;
-
     xmutex_lock(&p->mtx);
     if (p->draining) {
         xmutex_unlock(&p->mtx);
@@ -1090,13 +1162,11 @@ pool_drain(struct pool *p)
     /* After this, no worker touches the listening socket again. */
     while (atomic_load(&p->accepting) > 0)
         pthread_cond_wait(&p->drained, &p->mtx);
-    /* Idle connections: the worker that gets the EOF closes them.  Those
-     * whose request is arriving are left to finish it (or time out). */
-    for (c = p->waiting; c != NULL; c = c->next) {
-        if (!c->mid || c->discard)
-            shutdown(c->fd, SHUT_RDWR);
-    }
     xmutex_unlock(&p->mtx);
+    /* Idle connections are closed now.  Those whose request is arriving
+     * are left to finish it (or time out); those being served are closed
+     * by their workers, who see draining. */
+    conntab_each(p->tab, 1, pool_drain_close, p);
 }
 
 int
@@ -1125,7 +1195,6 @@ pool_arriving(struct pool *p)
 void
 pool_free(struct pool *p)
 {
-    struct conn *c;
     uint64_t     one = 1;
     int          i;
 
@@ -1142,10 +1211,9 @@ pool_free(struct pool *p)
     metrics_fini();
     stats_set_watcher(NULL);
     watcher_free(p->watcher);
-    while ((c = p->waiting) != NULL) {
-        p->waiting = c->next;
-        conn_destroy(c);
-    }
+    if (p->tab != NULL)
+        conntab_each(p->tab, 0, pool_free_conn, NULL);
+    conntab_free(p->tab);
     if (p->epfd >= 0)
         close(p->epfd);
     if (p->quitfd >= 0)
