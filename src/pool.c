@@ -50,6 +50,18 @@
  * the epoll set when nothing is there; so with nginx's upstream keepalive,
  * more kept connections than workers cost nothing but descriptors.
  *
+ * Pollers: at most pollers_max workers (one per CPU, two at least) wait
+ * in epoll_wait() at a time; the others wait at a gate (gate_cv) for a
+ * place.  The kernel wakes a sleeping epoll waiter for each event, so
+ * with every idle worker in epoll_wait() each request cost a wake-up and
+ * two context switches, most of the server's CPU on a small request;
+ * with few pollers, a request that comes while they are all busy waits
+ * in the kernel's ready list and is taken by the next one back, without
+ * sleeping.  A poller that leaves epoll_wait() to serve and was the last
+ * one lets a waiting worker in first (pool_gate_wake()), so as long as
+ * a worker is free one waits for events: a long job never holds up the
+ * requests behind it.
+ *
  * Bounds: the deadline list is the list of arriving connections (those
  * whose request has begun and waited at least once), oldest first, also
  * without read_timeout_ms.  Open connections are bounded by
@@ -69,7 +81,7 @@
  * mtx, so each byte is uncharged once.
  *
  * Locking: `mtx` protects the count of arriving connections, the deadline
- * list and the timer.  `accepting` (workers inside pool_accept()) and
+ * list and the timer; `gate_mtx`, taken alone, the gate's waiters.  `accepting` (workers inside pool_accept()) and
  * `draining` are atomics paired Dekker-style (both sequentially
  * consistent): a worker counts itself in, then checks draining; the
  * drainer sets draining, then waits for accepting to fall to 0, so after
@@ -192,6 +204,13 @@ struct pool {
     _Atomic size_t       held;      /* bytes charged by arriving requests */
     _Atomic uint64_t     noted_ns;  /* when bound_note() last logged */
     _Atomic uint64_t     noted[3];  /* BOUND_* events since then */
+
+    /* The gate (see Pollers). */
+    _Atomic int          pollers;   /* workers in or entering epoll_wait */
+    int                  pollers_max;
+    pthread_mutex_t      gate_mtx;
+    pthread_cond_t       gate_cv;   /* a poller's place is free */
+    int                  gate_waiting;  /* gate_mtx: workers waiting */
 };
 
 /* What a bound did (see Bounds), for the counters and the log. */
@@ -201,6 +220,45 @@ enum bound_event {
     BOUND_DROP_BYTES,   /* one dropped for max_arriving_bytes */
     BOUND__MAX
 };
+
+/* ---- the gate (see Pollers) ---------------------------------------- */
+
+/* Wait for a poller's place, then take it. */
+static void
+pool_gate_enter(struct pool *p)
+{
+    int n = atomic_load(&p->pollers);
+
+    /* Sequentially consistent, as the decrement in worker_main(): a
+     * worker that leaves the last place sees a waiter, or the waiter sees
+     * the free place. */
+    while (n < p->pollers_max)
+        if (atomic_compare_exchange_weak(&p->pollers, &n, n + 1))
+            return;
+    xmutex_lock(&p->gate_mtx);
+    for (;;) {
+        n = atomic_load(&p->pollers);
+        if (n < p->pollers_max || atomic_load(&p->quit)) {
+            if (atomic_compare_exchange_weak(&p->pollers, &n, n + 1))
+                break;
+            continue;
+        }
+        p->gate_waiting++;
+        pthread_cond_wait(&p->gate_cv, &p->gate_mtx);
+        p->gate_waiting--;
+    }
+    xmutex_unlock(&p->gate_mtx);
+}
+
+/* The last poller leaves epoll_wait() to serve: let a waiting worker in. */
+static void
+pool_gate_wake(struct pool *p)
+{
+    xmutex_lock(&p->gate_mtx);
+    if (p->gate_waiting > 0)
+        pthread_cond_signal(&p->gate_cv);
+    xmutex_unlock(&p->gate_mtx);
+}
 
 /* Is the pool draining?  A lock-free read on every request's path. */
 static int
@@ -953,10 +1011,12 @@ worker_main(void *arg)
     struct epoll_event  ev;
     struct conn        *c;
     void               *ptr;
-    int                 n;
+    int                 n, left;
 
     for (;;) {
+        pool_gate_enter(p);
         n = epoll_wait(p->epfd, &ev, 1, -1);
+        left = atomic_fetch_sub(&p->pollers, 1) - 1;
         if (n < 0) {
             if (errno != EINTR)
                 log_warn("pool: epoll_wait");
@@ -971,12 +1031,16 @@ worker_main(void *arg)
             continue;
         }
         if (ev.data.u64 == EV_LISTENER) {
+            if (left == 0)
+                pool_gate_wake(p);      /* before a backing-off accept */
             if ((c = pool_accept(p)) == NULL)
                 continue;
         } else {
             /* Another worker's (it reads again), or closed: not ours. */
             if (conntab_claim(p->tab, ev.data.u64, &ptr) != CONNTAB_CLAIMED)
                 continue;
+            if (left == 0)
+                pool_gate_wake(p);
             c = ptr;
             conn_take(p, c);
         }
@@ -1034,6 +1098,18 @@ pool_fd_table_size(void)
         (size_t)1 << 24 : (size_t)rl.rlim_cur;
 }
 
+/* How many workers wait in epoll_wait() at most: one per CPU, two at
+ * least (with one, every request would hand the place over), and no more
+ * than the workers. */
+static int
+pool_pollers(int workers)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int  n = ncpu < 2 ? 2 : ncpu > 4096 ? 4096 : (int)ncpu;
+
+    return n < workers ? n : workers;
+}
+
 struct pool *
 pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
     char **cause)
@@ -1053,6 +1129,9 @@ pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
     p->epfd = p->quitfd = p->timerfd = -1;
     xmutex_init(&p->mtx);
     pthread_cond_init(&p->drained, NULL);
+    xmutex_init(&p->gate_mtx);
+    pthread_cond_init(&p->gate_cv, NULL);
+    p->pollers_max = pool_pollers(cfg->workers);
     stats_init(cfg->workers);
     if (metrics_init(cfg->workers) != 0) {
         snprintf(msg, sizeof msg, "out of memory");
@@ -1203,6 +1282,9 @@ pool_free(struct pool *p)
     atomic_store(&p->quit, 1);
     if (p->quitfd >= 0 && write(p->quitfd, &one, sizeof one) < 0)
         log_warn("pool: waking workers");
+    xmutex_lock(&p->gate_mtx);          /* and those at the gate */
+    pthread_cond_broadcast(&p->gate_cv);
+    xmutex_unlock(&p->gate_mtx);
     for (i = 0; i < p->started; i++)
         pthread_join(p->workers[i].thread, NULL);
     free(p->workers);
@@ -1222,5 +1304,7 @@ pool_free(struct pool *p)
         close(p->timerfd);
     pthread_cond_destroy(&p->drained);
     xmutex_destroy(&p->mtx);
+    pthread_cond_destroy(&p->gate_cv);
+    xmutex_destroy(&p->gate_mtx);
     free(p);
 }
