@@ -37,8 +37,9 @@ T8_PY=/usr/bin/python3      # Debian's, with python3-h2
 # t8_measure TAG PATH CLIENT PORT [CLOSE_MS]: T8_N abandons of PATH ("%d":
 # the index) through CLIENT (hold or h2) on PORT, each CLOSE_MS (default
 # T8_CLOSE_MS) after it was sent; append to $RAW the line "TAG N NEVER P50
-# P99 MAX" (ms; "-" if none was cancelled).  Fails if a job started only
-# after its client had closed (the close must find it running).
+# P99 MAX LATE" (ms; "-" if none was cancelled; LATE: how many jobs
+# started only after their client had closed, which the close was meant
+# to find running: the table says so under it).
 t8_measure() {
     local tag=$1 path=$2 client=$3 port=$4 close_ms=${5:-$T8_CLOSE_MS}
     local p="$path&task_param=$tag-%d" late
@@ -75,12 +76,11 @@ t8_measure() {
         ' "$T/t8-$tag.abandon" "$FC_LOG" > "$T/t8-$tag.lat" 2> "$T/t8-$tag.late"
     late=$(wc -l < "$T/t8-$tag.late")
     [ "$late" = 0 ] ||
-        t_fail "table 8: $tag: $late jobs started after their client closed" \
-            "(a close $close_ms ms after the request is too early here)"
-    printf '%s %s %s %s %s %s\n' "$tag" "$T8_N" \
+        say "table 8: $tag: $late jobs started after their client closed"
+    printf '%s %s %s %s %s %s %s\n' "$tag" "$T8_N" \
         "$((T8_N - $(wc -l < "$T/t8-$tag.lat")))" \
         "$(pctl 50 < "$T/t8-$tag.lat")" "$(pctl 99 < "$T/t8-$tag.lat")" \
-        "$(pctl 100 < "$T/t8-$tag.lat")" | tee -a "$RAW" >&2
+        "$(pctl 100 < "$T/t8-$tag.lat")" "$late" | tee -a "$RAW" >&2
 }
 
 # table8: measure table 8 into results/t8.raw, write results/t8.md.
@@ -137,14 +137,14 @@ t8_label() {
 
 # write_table8: print table 8's section (Markdown) from $RAW.
 write_table8() {
-    local tag n never p50 p99 mx
+    local tag n never p50 p99 mx late
     section_head "8. Cancel latency behind each front end"
     cat <<EOF
 $T8_N requests in a row per row, each a 1 s job (\`$T8_JOB\`,
 wait style; \`mode=sleep\` or \`mode=cpu\`, which burns the CPU and looks
 at its token every ~50 µs) abandoned ${T8_CLOSE_MS} ms after it was sent
 (${T8_PROBE_CLOSE_MS} ms on the routes with \`probe_ms\` 100: after the
-first probe, just before a later one; no job started after its close):
+first probe, just before a later one):
 HTTP/1.1 clients (\`bench/hold abandon\`) send at once after connecting
 and close; the HTTP/2 client (\`bench/h2-abandon.py\`) keeps one
 connection and resets each request's stream (RST_STREAM CANCEL). The
@@ -155,10 +155,19 @@ jobs that ran to their end. Front ends run with the snippets of conf/.
 | front end | job | abandons | never cancelled | p50, ms | p99, ms | max, ms |
 |---|---|---:|---:|---:|---:|---:|
 EOF
-    while read -r tag n never p50 p99 mx; do
+    while read -r tag n never p50 p99 mx late; do
         printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(t8_label "$tag")" \
             "${tag##*-}" "$n" "$never" "$p50" "$p99" "$mx"
     done < "$RAW"
+    # The close must find the job running: say where it did not.
+    late=$(awk '$7 + 0 > 0 { printf "%s%s: %d", s, $1, $7; s = ", " }' "$RAW")
+    if [ -n "$late" ]; then
+        printf '\nJobs that started only after their client had closed (the machine\n'
+        printf 'was too slow for the close delay; their figures are not a running\n'
+        printf "job's): %s.\n" "$late"
+    else
+        printf '\nEvery job had started before its client closed.\n'
+    fi
     cat <<EOF
 
 lighttpd 1.4.69 over HTTP/1.1 watches a client's connection for a FIN
