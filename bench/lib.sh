@@ -43,9 +43,10 @@ if [ "${QUICK-}" = 1 ]; then
     OUT=${TMPDIR:-/tmp}/bench-quick
 fi
 RUNS=${RUNS:-3}
-# 3 s: 30,000 to 120,000 requests per run here, round robin, the median of
-# RUNS; a longer run only makes the whole bench slower (under 15 minutes
-# on 2 vCPU is the budget, bench/README.md).
+# 3 s: from ~6,000 requests a run (PHP-FPM's query, table 9) to ~150,000
+# (nginx alone) on 2 vCPU, round robin, the median of RUNS; longer runs
+# would only make the whole bench slower (its budget: under 15 minutes
+# on 2 vCPU, bench/README.md).
 DURATION=${DURATION:-3}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
