@@ -7,6 +7,11 @@
 
 [ "${BASH_SOURCE[0]}" != "$0" ] || exec "$(dirname "$0")/run" t4 "$@"
 
+# The peer's idle rate is measured over T4_BASE_MS before the request; the
+# window after the close covers the 3.5 s the job has left, + 0.5 s.
+T4_BASE_MS=500
+T4_WINDOW_MS=4000
+
 # table4: measure table 4 into results/t4.raw, write results/t4.md.
 table4() {
     local n peer port path pid out c0 c1
@@ -25,7 +30,7 @@ table4() {
         for c in "${cfg[@]}"; do
             IFS='|' read -r peer port path pid <<< "$c"
             c0=$(cpu_now)
-            out=$("$HOLD" waste -b 1000 -c 1500 -w 4500 127.0.0.1 \
+            out=$("$HOLD" waste -b "$T4_BASE_MS" -c 1500 -w "$T4_WINDOW_MS" 127.0.0.1 \
                 "${PORT[$port]}" "$path" "$pid")
             c1=$(cpu_now)
             out="$out other=$(other_pct "$c0" "$c1")"
@@ -43,12 +48,12 @@ write_table4() {
     section_head "4. CPU wasted after a close"
     cat <<EOF
 One 5 s CPU-bound job per run, its client closes at 1.5 s; the CPU that the
-peer's processes burn in the 4.5 s after the close: the whole process
+peer's processes burn in the $T4_WINDOW_MS ms after the close: the whole process
 tree (master, workers, CGI children), every thread's \`sum_exec_runtime\`
 from \`/proc/PID/task/TID/schedstat\`, sampled every 25 ms so that a CGI
 child that exits is counted too (fcgiwrap ignores SIGCHLD: its children's
 CPU never reaches its \`cutime\`), minus the tree's idle rate measured
-over 1 s before the request.  The job would have
+over $T4_BASE_MS ms before the request.  The job would have
 ended 3.5 s after the close: a peer that never notices burns the CPU it
 gets for 3.5 s more, ~3500 ms on an idle machine (less when something
 else takes a share of the CPU: see "other load").
@@ -79,11 +84,11 @@ EOF
 | fcgi-cancel < 10 ms of CPU after the close | $fc ms | $(verdict "$fc" "<" 10) |
 
 Commands (\`bench/hold waste\` sends the request, samples the CPU just
-before its close and 4.5 s after):
+before its close and $T4_WINDOW_MS ms after):
 
 \`\`\`
 $(sort -u "$T/commands.t4")
-bench/hold waste -b 1000 -c 1500 -w 4500 127.0.0.1 NGINX_PORT PATH PEER_PID
+bench/hold waste -b $T4_BASE_MS -c 1500 -w $T4_WINDOW_MS 127.0.0.1 NGINX_PORT PATH PEER_PID
 \`\`\`
 EOF
 }

@@ -18,8 +18,11 @@ fi
 SQL_ABANDONS=${SQL_ABANDONS:-100}     # (b): abandons per query kind
 SQL_POOL=${SQL_POOL:-8}               # (c): fcgi-cancel's pool_size
 SQL_ITEMS=100000                      # (c): rows of the items table
-BURN_S=8                              # (a): the query's length, seconds
-WASTE_MS=10000                        # (a): CPU window after the close
+BURN_S=5                              # (a): the query's length, seconds
+WASTE_MS=6000                         # (a): CPU window after the close
+                                      # (the query's 3.5 s left, + 2.5 s)
+T9_CLOSE_MS=100                       # (b): close after sending, ms
+T9_GAP_MS=50                          # (b): then wait, ms
 
 # The CPU-bound query of (a) and (b): $1 million rows of a cross join
 # counted, and the backend's pid (to find its /proc entry).
@@ -225,7 +228,7 @@ t9_waste() {
 }
 
 # t9_idle KIND PATH: (b), SQL_ABANDONS requests of fcgi-cancel's PATH
-# closed by their client 200 ms after sending, one after another;
+# closed by their client T9_CLOSE_MS after sending, T9_GAP_MS apart;
 # bench/pgwatch polls fcgi-cancel's backends every 1 ms; per request into
 # results/t9-idle-KIND.lat: index, client close -> the end of its query's
 # "active" period (ms), the state after ("idle": back in the pool; "none":
@@ -246,7 +249,7 @@ t9_idle() {
     watching() { [ -s "$watch" ]; }
     t_wait_for 5000 watching || t_fail "pgwatch did not start"
     s0=$(grep -c "sql $route: query cancelled" "$FC_LOG" || true)
-    "$HOLD" abandon -c 200 -g 100 "$SQL_ABANDONS" 127.0.0.1 \
+    "$HOLD" abandon -c "$T9_CLOSE_MS" -g "$T9_GAP_MS" "$SQL_ABANDONS" 127.0.0.1 \
         "${PORT[fc-off]}" "$path" > "$ab"
     # A query that the cancel missed runs to its end (the CPU-bound one
     # ~BURN_S s): wait until pgwatch has seen every backend leave "active".
@@ -259,9 +262,9 @@ t9_idle() {
     # The "active" periods in the order they started (a backend's, up to
     # its next state), then each request's: the first period that started
     # after the previous request's close and before the next request was
-    # sent (its close - 200 ms).  One pooled connection: one query at a
+    # sent (its close - T9_CLOSE_MS).  One pooled connection: one query at a
     # time.
-    awk -v close_ms=200 'FNR == NR {
+    awk -v close_ms="$T9_CLOSE_MS" 'FNR == NR {
             if ($1 ~ /^polls=/) next
             st = $3; for (i = 4; i <= NF; i++) st = st " " $i
             if (st == "active") {
@@ -298,7 +301,7 @@ t9_idle() {
         "$(printf '%s\n' "$stops" | grep -c 'did not stop' || true)" \
         "$(grep '^polls=' "$watch")" >> "$RAW"
     say "$(tail -n 1 "$RAW")"
-    echo "bench/pgwatch -i 1000 '\$PG_CONNINFO application_name=pgwatch' fcgi-cancel & bench/hold abandon -c 200 -g 100 $SQL_ABANDONS 127.0.0.1 NGINX_PORT '$path'" \
+    echo "bench/pgwatch -i 1000 '\$PG_CONNINFO application_name=pgwatch' fcgi-cancel & bench/hold abandon -c $T9_CLOSE_MS -g $T9_GAP_MS $SQL_ABANDONS 127.0.0.1 NGINX_PORT '$path'" \
         >> "$T/commands"
 }
 
@@ -409,8 +412,8 @@ EOF
     cat <<EOF
 
 **(b) Client close → backend idle** in \`pg_stat_activity\`, fcgi-cancel:
-$SQL_ABANDONS requests one after another, each closed by its client 200 ms
-after it was sent (then 100 ms apart), on a route with one pooled
+$SQL_ABANDONS requests one after another, each closed by its client ${T9_CLOSE_MS} ms
+after it was sent (then ${T9_GAP_MS} ms apart), on a route with one pooled
 connection; \`bench/pgwatch\` polls the state of fcgi-cancel's backends on
 ONE kept libpq connection, one poll started every 1 ms (a prepared
 statement; the period it kept and its mean and worst poll below).  Each
