@@ -323,7 +323,7 @@ entry_time(const struct accesslog_entry *e, struct tm *tm, long *usec)
         sec = ts.tv_sec;
         *usec = ts.tv_nsec / 1000;
     }
-    gmtime_r(&sec, tm);
+    utc_tm(sec, tm);
 }
 
 /* Today's format: "TIME access req=ID METHOD "PATH?Q" STATUS D.DDDms". */
@@ -342,7 +342,7 @@ format_default(char *line, size_t size, const struct accesslog_entry *e)
 
         clock_gettime(CLOCK_REALTIME, &now);
         sec = now.tv_sec;
-        gmtime_r(&sec, &tm);
+        utc_tm(sec, &tm);
         usec = now.tv_nsec / 1000;
         n = (int)strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(ts + n, sizeof ts - (size_t)n, ".%06ldZ ", usec);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 _Atomic int log_level = LOG_LEVEL_INFO;
 
@@ -91,7 +92,7 @@ log_vline(int fd, const char *prefix, const char *tag, int err,
         n = (size_t)r;
     } else {
         gettimeofday(&tv, NULL);
-        gmtime_r(&tv.tv_sec, &tm);
+        utc_tm(tv.tv_sec, &tm);
         n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
         r = snprintf(line + n, sizeof line - n, ".%06ldZ %s ",
             (long)tv.tv_usec, tag);
