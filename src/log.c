@@ -137,8 +137,7 @@ log_vline(int fd, const char *prefix, const char *tag, int err,
     va_list         again;
     size_t          n;
 
-    if (!journal)
-        gettimeofday(&tv, NULL);
+    gettimeofday(&tv, NULL);            /* once, for both formats */
     va_copy(again, ap);
     n = log_format(small, sizeof small, &tv, prefix, tag, err, fmt, ap);
     if (n == sizeof small && (big = malloc(LOG_MAX_LINE)) != NULL) {
