@@ -47,6 +47,7 @@
 #define BUF_SIZE        ((size_t)64 * 1024)
 #define BUF_FLUSH       ((size_t)32 * 1024) /* write once past this */
 #define LINE_MAX_LEN    8192            /* longer lines are cut */
+#define LINE_STACK_LEN  1024            /* most lines: formatted on the stack */
 #define FLUSH_AGE_MS    50
 
 const char *const accesslog_format_names[] = {
@@ -323,7 +324,7 @@ entry_time(const struct accesslog_entry *e, struct tm *tm, long *usec)
         sec = ts.tv_sec;
         *usec = ts.tv_nsec / 1000;
     }
-    gmtime_r(&sec, tm);
+    utc_tm(sec, tm);
 }
 
 /* Today's format: "TIME access req=ID METHOD "PATH?Q" STATUS D.DDDms". */
@@ -342,7 +343,7 @@ format_default(char *line, size_t size, const struct accesslog_entry *e)
 
         clock_gettime(CLOCK_REALTIME, &now);
         sec = now.tv_sec;
-        gmtime_r(&sec, &tm);
+        utc_tm(sec, &tm);
         usec = now.tv_nsec / 1000;
         n = (int)strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(ts + n, sizeof ts - (size_t)n, ".%06ldZ ", usec);
@@ -450,21 +451,33 @@ static int (*const formats[ACCESSLOG_FORMAT__MAX])(char *, size_t,
     format_default, format_combined, format_json
 };
 
+/*
+ * A line is formatted on the stack when it fits in LINE_STACK_LEN bytes,
+ * else once more into the heap: a worker's stack pages, once touched,
+ * stay its own, so a buffer of LINE_MAX_LEN there would cost every worker
+ * that logs two more pages (and a page fault each, the first time).
+ */
 void
 accesslog_write(const struct accesslog_entry *e)
 {
-    char          line[LINE_MAX_LEN];
+    char          small[LINE_STACK_LEN], *line = small, *big = NULL;
     struct shard *sh;
     int           fmt, n;
-    size_t       len;
+    size_t        len, size = sizeof small;
 
     if (atomic_load_explicit(&off, memory_order_relaxed))
         return;
     fmt = atomic_load_explicit(&format, memory_order_relaxed);
-    if ((n = formats[fmt](line, sizeof line, e)) <= 0)
-        return;
-    if ((size_t)n >= sizeof line) {     /* cut, but still one line */
-        len = sizeof line - 1;
+    n = formats[fmt](line, size, e);
+    if (n >= (int)size && (big = malloc(LINE_MAX_LEN)) != NULL) {
+        line = big;
+        size = LINE_MAX_LEN;
+        n = formats[fmt](line, size, e);
+    }
+    if (n <= 0)
+        goto out;
+    if ((size_t)n >= size) {            /* cut, but still one line */
+        len = size - 1;
         line[len - 1] = '\n';
     } else {
         len = (size_t)n;
@@ -473,12 +486,14 @@ accesslog_write(const struct accesslog_entry *e)
         xmutex_lock(&dest_mtx);
         dest_write(line, len);
         xmutex_unlock(&dest_mtx);
-        return;
+        goto out;
     }
     sh = shard_get();
     xmutex_lock(&sh->mtx);
     lbuf_put(&sh->access, line, len);
     xmutex_unlock(&sh->mtx);
+out:
+    free(big);
 }
 
 void

@@ -20,6 +20,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
+
+#define LOG_STACK_LINE  512     /* most lines: formatted on the stack */
+#define LOG_MAX_LINE    4096    /* longer lines are cut */
 
 _Atomic int log_level = LOG_LEVEL_INFO;
 
@@ -76,41 +80,80 @@ log_level_parse(const char *name)
     return -1;
 }
 
+/*
+ * Format one line into line[size]: the time tv (or the journal's prefix),
+ * the tag, the message and strerror(err); cut to fit, newline-ended.
+ * Return its length, or size if it was cut.
+ */
+static size_t
+log_format(char *line, size_t size, const struct timeval *tv,
+    const char *prefix, const char *tag, int err, const char *fmt,
+    va_list ap)
+{
+    struct tm   tm;
+    size_t      n;
+    int         r, cut;
+
+    if (journal) {
+        r = snprintf(line, size, "%s%s ", prefix, tag);
+        n = (size_t)r;
+    } else {
+        utc_tm(tv->tv_sec, &tm);
+        n = strftime(line, size, "%Y-%m-%dT%H:%M:%S", &tm);
+        r = snprintf(line + n, size - n, ".%06ldZ %s ",
+            (long)tv->tv_usec, tag);
+        n += (size_t)r;
+    }
+    r = vsnprintf(line + n, size - n, fmt, ap);
+    if (r < 0)
+        r = 0;
+    cut = (size_t)r >= size - n;
+    n = cut ? size - 1 : n + (size_t)r;
+    if (err != 0 && n < size - 1) {
+        r = snprintf(line + n, size - n, ": %s", strerror(err));
+        n = (size_t)r >= size - n ? size - 1 : n + (size_t)r;
+    }
+    if (n >= size - 1) {                /* no room for the newline */
+        n = size - 2;
+        cut = 1;
+    }
+    line[n++] = '\n';
+    return cut ? size : n;
+}
+
+/*
+ * Write one line to fd.  It is formatted on the stack when it fits in
+ * LOG_STACK_LINE bytes, else once more into the heap (LOG_MAX_LINE, cut
+ * there): a worker's stack pages, once touched, stay its own, so a
+ * buffer of LOG_MAX_LINE there would cost every worker that logs a page
+ * more (and a page fault, the first time).
+ */
 static void
 log_vline(int fd, const char *prefix, const char *tag, int err,
     const char *fmt, va_list ap)
 {
-    char            line[4096];
+    char            small[LOG_STACK_LINE], *line = small, *big = NULL;
     struct timeval  tv;
-    struct tm       tm;
+    va_list         again;
     size_t          n;
-    int             r;
 
-    if (journal) {
-        r = snprintf(line, sizeof line, "%s%s ", prefix, tag);
-        n = (size_t)r;
-    } else {
-        gettimeofday(&tv, NULL);
-        gmtime_r(&tv.tv_sec, &tm);
-        n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-        r = snprintf(line + n, sizeof line - n, ".%06ldZ %s ",
-            (long)tv.tv_usec, tag);
-        n += (size_t)r;
+    gettimeofday(&tv, NULL);            /* once, for both formats */
+    va_copy(again, ap);
+    n = log_format(small, sizeof small, &tv, prefix, tag, err, fmt, ap);
+    if (n == sizeof small && (big = malloc(LOG_MAX_LINE)) != NULL) {
+        line = big;
+        n = log_format(big, LOG_MAX_LINE, &tv, prefix, tag, err, fmt,
+            again);
     }
-    r = vsnprintf(line + n, sizeof line - n, fmt, ap);
-    if (r < 0)
-        r = 0;
-    n = (size_t)r >= sizeof line - n ? sizeof line - 1 : n + (size_t)r;
-    if (err != 0 && n < sizeof line - 1) {
-        r = snprintf(line + n, sizeof line - n, ": %s", strerror(err));
-        n = (size_t)r >= sizeof line - n ? sizeof line - 1 : n + (size_t)r;
-    }
-    if (n >= sizeof line - 1)
-        n = sizeof line - 2;
-    line[n++] = '\n';
+    va_end(again);
+    if (n == sizeof small && big == NULL)
+        n = sizeof small - 1;
+    else if (big != NULL && n == LOG_MAX_LINE)
+        n = LOG_MAX_LINE - 1;
     if (write(fd, line, n) < 0) {
         /* nowhere left to report it */
     }
+    free(big);
 }
 
 void

@@ -9,11 +9,21 @@
  * the hard one, and each limit still too low is named in a warning with
  * the value to raise it to, before the pool starts its threads (where a
  * limit would otherwise show only as "cannot start worker N").
+ *
+ * One more thing scales with the workers: the kernel's futex hash.  Since
+ * Linux 6.16 a threaded process gets a hash of its own, sized for its
+ * CPUs (16 buckets on a small machine), not for its threads; with 10,000
+ * workers asleep on their tokens, ~600 waiters share a bucket, and every
+ * wake-up (a token's cancel, a contended mutex) walks them under the
+ * bucket's lock.  So the hash is given a slot per worker (PR_FUTEX_HASH);
+ * an older kernel, which refuses the call, has one hash for the whole
+ * system (256 buckets per CPU) instead.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -27,6 +37,15 @@
 #define LIMITS_MAP_SPARE        1024
 /* Threads besides the workers (main, watcher, log flusher, spare). */
 #define LIMITS_THREAD_SPARE     8
+/* Bounds of the futex hash's slots (the kernel's own floor and ceiling). */
+#define LIMITS_FUTEX_SLOTS_MIN  16
+#define LIMITS_FUTEX_SLOTS_MAX  131072
+
+/* prctl(2) of Linux 6.16, absent from older headers. */
+#ifndef PR_FUTEX_HASH
+#define PR_FUTEX_HASH           78
+#define PR_FUTEX_HASH_SET_SLOTS 1
+#endif
 
 /* Read one number from a file of /proc or /sys; -1 if none ("max": -1). */
 static long long
@@ -68,6 +87,20 @@ oslimits_cgroup_pids(void)
     }
     fclose(f);
     return v;
+}
+
+/* Give the process's futex hash a slot per thread (see the top). */
+static void
+oslimits_futex_hash(long workers)
+{
+    unsigned long slots = LIMITS_FUTEX_SLOTS_MIN;
+
+    while (slots < (unsigned long)workers + LIMITS_THREAD_SPARE &&
+        slots < LIMITS_FUTEX_SLOTS_MAX)
+        slots *= 2;
+    if (prctl(PR_FUTEX_HASH, PR_FUTEX_HASH_SET_SLOTS, slots, 0UL, 0UL) != 0)
+        log_debug("limits: futex hash of %lu slots not set (a kernel "
+            "before 6.16 hashes all processes together)", slots);
 }
 
 int
@@ -129,5 +162,6 @@ oslimits_check(long workers)
             "(sysctl)", v, workers, need);
         n++;
     }
+    oslimits_futex_hash(workers);
     return n;
 }

@@ -9,7 +9,8 @@
 /*
  * Raise the soft descriptor limit to the hard one, then log a warning for
  * each limit that stops the server from running `workers` requests at
- * once, naming it and the value to raise it to.  Return how many warned.
+ * once, naming it and the value to raise it to; size the kernel's futex
+ * hash for `workers` threads.  Return how many warned.
  */
 int     oslimits_check(long workers);
 

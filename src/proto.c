@@ -553,10 +553,15 @@ proto_out_open(struct proto_out *o, int fd, unsigned id)
     return &o->s;
 }
 
+/*
+ * Nothing buffered (a cancelled job's 499, an empty answer), the two
+ * closing records go out from the stack: a worker's buffer is then never
+ * touched, and its pages never faulted in, until a response has a body.
+ */
 int
 proto_out_end(struct proto_out *o)
 {
-    unsigned char end[8] = { 0 };
+    unsigned char end[8] = { 0 }, tail[2 * FCGI_HEADER_LEN + 8], *b;
     size_t        n;
 
     if (o->s.isClosed) {
@@ -568,14 +573,15 @@ proto_out_end(struct proto_out *o)
         return -1;
     }
     n = proto_out_seal(o);
-    proto_header(o->buf + n, FCGI_STDOUT, o->id, 0, 0);
+    b = n > 0 ? o->buf : tail;
+    proto_header(b + n, FCGI_STDOUT, o->id, 0, 0);
     n += FCGI_HEADER_LEN;
-    proto_header(o->buf + n, FCGI_END_REQUEST, o->id, sizeof end, 0);
-    memcpy(o->buf + n + FCGI_HEADER_LEN, end, sizeof end);
+    proto_header(b + n, FCGI_END_REQUEST, o->id, sizeof end, 0);
+    memcpy(b + n + FCGI_HEADER_LEN, end, sizeof end);
     n += FCGI_HEADER_LEN + sizeof end;
     o->s.isClosed = o->s.wasFCloseCalled = 1;
     o->s.wrNext = o->s.stop;            /* nothing more goes in */
-    if (proto_write(o->fd, o->buf, n, 0) < 0) {
+    if (proto_write(o->fd, b, n, 0) < 0) {
         proto_out_fail(o);
         return -1;
     }

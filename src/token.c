@@ -196,7 +196,16 @@ token_cancel(fc_token *tok, enum fc_reason reason)
     if (tok->efd >= 0 && write(tok->efd, &one, sizeof one) < 0) {
         /* An eventfd write fails only on overflow: it is readable. */
     }
+    /*
+     * Wake fc_token_wait() after letting go of mtx: a waiter woken while
+     * we hold it would at once block on it, and our unlock would have to
+     * wake it a second time (two wake-ups a job when thousands are
+     * cancelled together).  No wake-up is lost: a waiter checks reason
+     * under mtx before it sleeps, and we stored it under mtx.
+     */
+    xmutex_unlock(&tok->mtx);
     pthread_cond_broadcast(&tok->cond);
+    xmutex_lock(&tok->mtx);
 
     /* Callbacks run once each, without the lock, on this thread. */
     tok->runner = pthread_self();

@@ -146,6 +146,39 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+struct tm *
+utc_tm(int64_t sec, struct tm *tm)
+{
+    int64_t days = sec / 86400, rem = sec % 86400, z, era, doe, yoe, doy;
+    int64_t mp, y;
+    int     leap;
+
+    if (rem < 0) {
+        rem += 86400;
+        days--;
+    }
+    /* Civil date of a day count, in eras of 400 years from 0000-03-01. */
+    z = days + 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);     /* from March 1 */
+    mp = (5 * doy + 2) / 153;
+    y = yoe + era * 400 + (mp >= 10);
+    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    memset(tm, 0, sizeof *tm);
+    tm->tm_year = (int)(y - 1900);
+    tm->tm_mon = (int)(mp < 10 ? mp + 2 : mp - 10);
+    tm->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+    tm->tm_yday = (int)(doy >= 306 ? doy - 306 : doy + 59 + leap);
+    tm->tm_wday = (int)(((days + 4) % 7 + 7) % 7);     /* 1970-01-01: Thu */
+    tm->tm_hour = (int)(rem / 3600);
+    tm->tm_min = (int)(rem / 60 % 60);
+    tm->tm_sec = (int)(rem % 60);
+    tm->tm_zone = "GMT";
+    return tm;
+}
+
 void
 timespec_after_ms(struct timespec *ts, long ms)
 {

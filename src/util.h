@@ -46,6 +46,14 @@ uint64_t now_ns(void);
 void    strv_free(char **v);
 
 struct timespec;
+struct tm;
+
+/*
+ * Fill *tm with the UTC time of sec, as gmtime_r() does but without its
+ * lock: glibc's gmtime_r() takes the time zone's lock, which thousands of
+ * threads that log at once queue on.  Return tm.
+ */
+struct tm *utc_tm(int64_t sec, struct tm *tm);
 
 /* Set *ts to CLOCK_MONOTONIC now plus ms (for pthread_cond_timedwait). */
 void    timespec_after_ms(struct timespec *ts, long ms);

@@ -4,16 +4,21 @@
  * the same few bytes on each (half a record header, say), and hold them,
  * noting which ones the server closes and when.  Used by
  * tests/integration/hostile.sh for "500 idle connections" and "200
- * connections that send half a header and stall", and by flood.sh for
- * floods of requests that never end.
+ * connections that send half a header and stall", by flood.sh for
+ * floods of requests that never end, and by bench table 7 (10,000 jobs
+ * whose connections it closes at once, stamping each close).
  *
- *   hold-conns [-n N] [-d FILE [-k K] | -p BYTES] [-s SECONDS] [-r READY]
- *              [-e] [-N] [-H] ADDR
+ *   hold-conns [-n N] [-d FILE [-k K] [-i MARK] | -p BYTES] [-s SECONDS]
+ *              [-r READY] [-c CLOSES] [-e] [-N] [-H] ADDR
  *
  *   ADDR        unix:/path/to.sock or tcp:HOST:PORT (numeric host)
  *   -n N        connections (default 1)
  *   -d FILE     send the bytes of FILE on each connection once it is open
  *   -k K        send only the first K bytes of FILE
+ *   -i MARK     in the bytes of FILE, write each occurrence of MARK as the
+ *               connection's number (0 to N-1), zero-padded to MARK's
+ *               length, so that each request can be told apart (say, in
+ *               its query string) while its length stays the same
  *   -p BYTES    send a FastCGI request that never ends: FCGI_BEGIN_REQUEST,
  *               then FCGI_PARAMS records with one param whose value is
  *               declared one byte longer than the BYTES bytes sent of it
@@ -24,12 +29,20 @@
  *   -N          never read: leave what the server sends unread (a client
  *               that stops reading its answers); closes are not seen
  *   -H          half-close (shutdown SHUT_WR) once the bytes are sent
+ *   -c CLOSES   on SIGUSR1, close every connection at once, one after the
+ *               other in their order, and end; then write to the file
+ *               CLOSES one line per connection closed, "NUMBER EPOCH_MS",
+ *               the connection's number and CLOCK_REALTIME just before
+ *               its close(), in ms with three decimals (a benchmark joins
+ *               them with the server's log lines)
  *
  * Otherwise whatever the server sends is read and thrown away.  Sending
  * gives up after 5 s if the server stops reading.  At the end one line
  * goes to stdout:
  *   connected=N failed=F closed_by_peer=C open_at_end=O
  *   close_ms_min=A close_ms_median=B close_ms_max=C
+ * (with -c, closed_by_self=S after closed_by_peer; open_at_end is then
+ * 0)
  * where the close times count from the moment the connection's bytes were
  * sent (or it was connected, without -d) to the EOF or reset seen.
  * Exit codes: 0 done, 1 some connection could not be made, 2 bad usage,
@@ -60,6 +73,9 @@
 #define CONNECT_TIMEOUT_MS  5000
 #define MAX_CONNS           100000
 
+/* Set by SIGUSR1 when -c is given: close them all now. */
+static volatile sig_atomic_t close_now;
+
 struct conn {
     int      fd;
     int64_t  t_sent;    /* ms, CLOCK_MONOTONIC */
@@ -71,8 +87,9 @@ static void usage(void) __attribute__((noreturn));
 static void
 usage(void)
 {
-    fprintf(stderr, "usage: hold-conns [-n N] [-d FILE [-k K] | -p BYTES] "
-        "[-s SECONDS] [-r READY] [-e] [-N] [-H] ADDR\n");
+    fprintf(stderr, "usage: hold-conns [-n N] [-d FILE [-k K] [-i MARK] | "
+        "-p BYTES] [-s SECONDS] [-r READY] [-c CLOSES] [-e] [-N] [-H] "
+        "ADDR\n");
     exit(2);
 }
 
@@ -90,6 +107,78 @@ now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The SIGUSR1 handler of -c. */
+static void
+on_usr1(int sig)
+{
+    (void)sig;
+    close_now = 1;
+}
+
+/* Return CLOCK_REALTIME in ns. */
+static int64_t
+real_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Write number i, zero-padded, over each occurrence of mark in b[0..len). */
+static void
+mark_index(char *b, size_t len, const char *mark, long i)
+{
+    size_t  ml = strlen(mark), off;
+    char    num[32];
+
+    snprintf(num, sizeof num, "%0*ld", (int)ml, i);
+    if (strlen(num) != ml)
+        usage();                    /* MARK too short for N */
+    for (off = 0; ml > 0 && off + ml <= len; off++) {
+        if (memcmp(b + off, mark, ml) == 0) {
+            memcpy(b + off, num, ml);
+            off += ml - 1;
+        }
+    }
+}
+
+/*
+ * Close every open connection of c[0..n) in order, noting CLOCK_REALTIME
+ * before each close(), and write the "NUMBER EPOCH_MS" lines to path.
+ * Return how many it closed.
+ */
+static int
+close_all_stamped(struct conn *c, long n, const char *path)
+{
+    int64_t *at;
+    FILE    *f;
+    long     i;
+    int      done = 0;
+
+    if ((at = calloc((size_t)n, sizeof *at)) == NULL)
+        die(4, "calloc");
+    for (i = 0; i < n; i++) {
+        if (c[i].fd < 0 || c[i].t_closed != 0)
+            continue;
+        at[i] = real_ns();
+        close(c[i].fd);
+        c[i].fd = -1;
+        done++;
+    }
+    if ((f = fopen(path, "we")) == NULL)
+        die(4, path);
+    for (i = 0; i < n; i++) {
+        if (at[i] != 0)
+            fprintf(f, "%ld %" PRId64 ".%03" PRId64 "\n", i,
+                at[i] / 1000000, at[i] / 1000 % 1000);
+    }
+    if (fclose(f) != 0)
+        die(4, path);
+    free(at);
+    return done;
 }
 
 static long
@@ -264,20 +353,23 @@ main(int argc, char **argv)
     struct rlimit   rl;
     struct conn    *c;
     struct pollfd  *pfd;
-    const char     *data_file = NULL, *ready = NULL;
-    char           *data = NULL, sink[4096];
+    const char     *data_file = NULL, *ready = NULL, *mark = NULL;
+    const char     *closes = NULL;
+    char           *data = NULL, *tmpl = NULL, sink[4096];
     size_t          dlen = 0;
     long            n = 1, k = -1, secs = 10, endless = -1;
     int64_t         end, t, *lat;
     int             opt, early = 0, failed = 0, connected = 0, closed = 0;
-    int             noread = 0, half = 0;
+    int             noread = 0, half = 0, self = 0;
     int             i, np, rc;
 
-    while ((opt = getopt(argc, argv, "n:d:k:p:s:r:eNH")) != -1) {
+    while ((opt = getopt(argc, argv, "n:d:k:i:p:s:r:c:eNH")) != -1) {
         switch (opt) {
         case 'n': n = number(optarg, 1, MAX_CONNS); break;
         case 'd': data_file = optarg; break;
         case 'k': k = number(optarg, 0, 1L << 30); break;
+        case 'i': mark = optarg; break;
+        case 'c': closes = optarg; break;
         case 'p': endless = number(optarg, 0, 1L << 26); break;
         case 's': secs = number(optarg, 0, 86400); break;
         case 'r': ready = optarg; break;
@@ -287,9 +379,12 @@ main(int argc, char **argv)
         default: usage();
         }
     }
-    if (optind != argc - 1 || (endless >= 0 && data_file != NULL))
+    if (optind != argc - 1 || (endless >= 0 && data_file != NULL) ||
+        (mark != NULL && (data_file == NULL || *mark == '\0')))
         usage();
     signal(SIGPIPE, SIG_IGN);
+    if (closes != NULL)
+        signal(SIGUSR1, on_usr1);
     alarm((unsigned)secs + 60);     /* watchdog */
 
     if (data_file != NULL) {
@@ -298,6 +393,11 @@ main(int argc, char **argv)
             dlen = (size_t)k;
     } else if (endless >= 0) {
         data = endless_request((size_t)endless, &dlen);
+    }
+    if (mark != NULL) {
+        if ((tmpl = malloc(dlen + 1)) == NULL)
+            die(4, "malloc");
+        memcpy(tmpl, data, dlen);
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
         rl.rlim_cur = rl.rlim_max < (rlim_t)n + 16 ? rl.rlim_max :
@@ -315,6 +415,10 @@ main(int argc, char **argv)
             continue;
         }
         connected++;
+        if (mark != NULL) {
+            memcpy(data, tmpl, dlen);
+            mark_index(data, dlen, mark, i);
+        }
         if (dlen > 0 && send_all(c[i].fd, data, dlen) != 0) {
             /* the server closed it already: counted as closed below */
         }
@@ -331,9 +435,10 @@ main(int argc, char **argv)
     }
 
     end = now_ms() + secs * 1000;
-    while (noread && now_ms() < end)
+    while (noread && now_ms() < end && !close_now)
         usleep(10000);
-    while ((t = now_ms()) < end && !(early && closed == connected)) {
+    while ((t = now_ms()) < end && !(early && closed == connected) &&
+        !close_now) {
         for (i = 0, np = 0; i < n; i++) {
             if (c[i].fd >= 0 && c[i].t_closed == 0) {
                 pfd[np].fd = c[i].fd;
@@ -369,19 +474,25 @@ main(int argc, char **argv)
             }
         }
     }
+    if (close_now)
+        self = close_all_stamped(c, n, closes);
     for (i = 0; i < n; i++) {
         if (c[i].fd >= 0)
             close(c[i].fd);
     }
     qsort(lat, (size_t)closed, sizeof *lat, cmp_i64);
-    printf("connected=%d failed=%d closed_by_peer=%d open_at_end=%d "
-        "close_ms_min=%" PRId64 " close_ms_median=%" PRId64
-        " close_ms_max=%" PRId64 "\n", connected, failed, closed,
-        connected - closed, closed ? lat[0] : -1,
+    printf("connected=%d failed=%d closed_by_peer=%d", connected, failed,
+        closed);
+    if (closes != NULL)
+        printf(" closed_by_self=%d", self);
+    printf(" open_at_end=%d close_ms_min=%" PRId64 " close_ms_median=%"
+        PRId64 " close_ms_max=%" PRId64 "\n", connected - closed - self,
+        closed ? lat[0] : -1,
         closed ? lat[closed / 2] : -1, closed ? lat[closed - 1] : -1);
     free(c);
     free(pfd);
     free(lat);
     free(data);
+    free(tmpl);
     return failed > 0 ? 1 : 0;
 }

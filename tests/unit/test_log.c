@@ -2,17 +2,23 @@
 /*
  * test_log.c - unit tests of the escaping of client strings for the logs
  * (log_escape() in log.c): which bytes become \xHH, and the cut with "..."
- * at every buffer size, each checked in a heap buffer of exactly that size.
+ * at every buffer size, each checked in a heap buffer of exactly that size;
+ * the length of the lines log_emit() writes, short, long (formatted on the
+ * heap) and cut; and the lock-free UTC calendar of the log lines' stamps
+ * (utc_tm() in util.c) against the C library's gmtime_r().
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 
 #include "log.h"
 #include "unit.h"
+#include "util.h"
 
 /* Escape src into a heap buffer of exactly size bytes (1 if 0); caller frees. */
 static char *
@@ -136,10 +142,113 @@ test_log_escape_truncation(void)
     CU_ASSERT_EQUAL(bad_whole, 0);
 }
 
+/*
+ * Return the length of the line log_emit() writes for an info message of
+ * len bytes (its last byte '\n' if it ends in one; -1 if none came), with
+ * stderr sent to a file meanwhile.
+ */
+static long
+emitted(size_t len, int *newline, int *whole)
+{
+    char    *msg = malloc(len + 1), *got = malloc(8192);
+    FILE    *f = tmpfile();
+    int      saved = dup(STDERR_FILENO);
+    long     n = -1;
+
+    *newline = *whole = 0;
+    if (msg != NULL && got != NULL && f != NULL && saved >= 0) {
+        memset(msg, 'm', len);
+        msg[len] = '\0';
+        dup2(fileno(f), STDERR_FILENO);
+        log_emit(LOG_LEVEL_INFO, 0, "%s", msg);
+        dup2(saved, STDERR_FILENO);
+        rewind(f);
+        n = (long)fread(got, 1, 8192, f);
+        *newline = n > 0 && got[n - 1] == '\n';
+        *whole = n > (long)len && strstr(got, msg) != NULL;
+    }
+    if (saved >= 0)
+        close(saved);
+    if (f != NULL)
+        fclose(f);
+    free(msg);
+    free(got);
+    return n;
+}
+
+/* A line of any length is written whole up to 4 KiB (around 512 bytes,
+ * where it leaves the stack for the heap, too), and cut there. */
+static void
+test_log_line_length(void)
+{
+    static const size_t lens[] = { 10, 400, 476, 477, 478, 479, 480, 600, 4000 };
+    size_t  i;
+    long    n;
+    int     newline, whole;
+
+    for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        n = emitted(lens[i], &newline, &whole);
+        CU_ASSERT(n > (long)lens[i] && n < (long)lens[i] + 64);
+        CU_ASSERT(newline);
+        CU_ASSERT(whole);
+    }
+    n = emitted(5000, &newline, &whole);
+    CU_ASSERT_EQUAL(n, 4095);
+    CU_ASSERT(newline);
+    CU_ASSERT(!whole);
+}
+
+/* Return 1 if utc_tm() and gmtime_r() agree on every field at sec. */
+static int
+utc_agrees(time_t sec)
+{
+    struct tm a, b;
+
+    utc_tm((int64_t)sec, &a);
+    gmtime_r(&sec, &b);
+    return a.tm_year == b.tm_year && a.tm_mon == b.tm_mon &&
+        a.tm_mday == b.tm_mday && a.tm_hour == b.tm_hour &&
+        a.tm_min == b.tm_min && a.tm_sec == b.tm_sec &&
+        a.tm_wday == b.tm_wday && a.tm_yday == b.tm_yday;
+}
+
+/*
+ * utc_tm() is gmtime_r(): each second around the edges that bite (the
+ * epoch, leap days, 2000 and 2100, before 1970), and one instant in every
+ * 7 h 1 min 13 s over 1900-2200.
+ */
+static void
+test_utc_tm(void)
+{
+    static const int64_t edges[] = {
+        0, 951782400, 951868800, 4107542400, 4107456000, 1709164800,
+        -86400, -2208988800, 1796601600,
+    };
+    struct tm   tm;
+    int64_t     t;
+    size_t      i;
+    int         bad = 0, d;
+
+    for (i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        for (d = -2; d <= 2; d++)
+            bad += !utc_agrees((time_t)(edges[i] + d));
+    }
+    for (t = -2208988800LL; t < 7258118400LL; t += 25273)
+        bad += !utc_agrees((time_t)t);
+    CU_ASSERT_EQUAL(bad, 0);
+    utc_tm(951825600, &tm);             /* 2000-02-29T12:00:00Z */
+    CU_ASSERT_EQUAL(tm.tm_year, 100);
+    CU_ASSERT_EQUAL(tm.tm_mon, 1);
+    CU_ASSERT_EQUAL(tm.tm_mday, 29);
+    CU_ASSERT_EQUAL(tm.tm_hour, 12);
+}
+
 static CU_TestInfo log_tests[] = {
     { "log_escape characters", test_log_escape_chars },
     { "log_escape: what fits is not cut", test_log_escape_fits },
     { "log_escape truncation, sizes 0..40", test_log_escape_truncation },
+    { "log_emit: lines whole up to 4 KiB, cut there", test_log_line_length },
+    { "utc_tm agrees with gmtime_r", test_utc_tm },
     CU_TEST_INFO_NULL
 };
 

@@ -1344,13 +1344,18 @@ test_out_small(void)
     CU_ASSERT_EQUAL(FCGX_GetError(s), 0);
     CU_ASSERT_TRUE(proto_out_ok(o));
 
-    /* Nothing written: the empty FCGI_STDOUT and the end only. */
+    /* Nothing written: the empty FCGI_STDOUT and the end only, sent
+     * without touching the worker's buffer. */
+    memset(o->buf, 0xa5, PROTO_OUT_BUF);
     s = proto_out_open(o, sv[0], 7);
     CU_ASSERT_EQUAL(FCGX_FFlush(s), 0);
     CU_ASSERT_EQUAL(msg(sv[1], m, sizeof m), -1);
     CU_ASSERT_EQUAL(proto_out_end(o), 0);
     CU_ASSERT_EQUAL(msg(sv[1], m, sizeof m), 24);
     CU_ASSERT_EQUAL(memcmp(m, want + 16, 24), 0);
+    CU_ASSERT_EQUAL(o->buf[0], 0xa5);
+    CU_ASSERT_EQUAL(o->buf[PROTO_OUT_BUF - 1], 0xa5);
+    CU_ASSERT_EQUAL(memcmp(o->buf, o->buf + 1, PROTO_OUT_BUF - 1), 0);
     close(sv[0]);
     close(sv[1]);
     out_free(o);
