@@ -254,10 +254,16 @@ pool_gate_enter(struct pool *p)
 static void
 pool_gate_wake(struct pool *p)
 {
+    int waiting;
+
+    /* A waiter counted here is inside pthread_cond_wait() already (it
+     * counts itself and waits under gate_mtx), so the signal reaches it
+     * after the unlock too, and it does not wake into a held mutex. */
     xmutex_lock(&p->gate_mtx);
-    if (p->gate_waiting > 0)
-        pthread_cond_signal(&p->gate_cv);
+    waiting = p->gate_waiting;
     xmutex_unlock(&p->gate_mtx);
+    if (waiting > 0)
+        pthread_cond_signal(&p->gate_cv);
 }
 
 /* Is the pool draining?  A lock-free read on every request's path. */
