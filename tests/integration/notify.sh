@@ -187,7 +187,7 @@ t_ok "abstract NOTIFY_SOCKET $name: READY, STATUS, STOPPING; no watchdog for ano
 # ---- 5. no NOTIFY_SOCKET, or a bad one: the server runs all the same ------
 NOTIFY_SOCKET=relative/path t_start_server --workers 2
 t_fcgi -q -u /ping 2>/dev/null || t_fail "/ping with a bad NOTIFY_SOCKET"
-t_log_has 'NOTIFY_SOCKET=.*not notifying' ||
+t_wait_for 5000 t_log_has 'NOTIFY_SOCKET=.*not notifying' ||
     t_fail "no warning about the bad NOTIFY_SOCKET"
 t_stop_server TERM 5000 && [ "$SERVER_STATUS" -eq 0 ] || t_fail "stop"
 t_ok "a malformed NOTIFY_SOCKET: a warning, and the server serves"

@@ -81,7 +81,9 @@ EOF
 install_conf "$T/a.json"
 t_start_server --config "$CONF"
 t_start_nginx
-t_log_has 'routes, configuration generation 1$' ||
+# The line comes once the workers have started, maybe after the socket
+# answers (which is what t_start_server waits for).
+t_wait_for 5000 t_log_has 'routes, configuration generation 1$' ||
     t_fail "the start-up line does not name generation 1"
 [ "$(t_status .generation)" = 1 ] || t_fail "/status: generation not 1"
 expect /old 200 '^pong$'
