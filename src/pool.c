@@ -65,14 +65,14 @@
  *
  * Arriving connections (arrive.c): those whose request has begun and
  * waited at least once are on the deadline list, oldest first (unless
- * read_timeout_ms is 0).  The timer
- * shuts down those past read_timeout_ms; max_connections and
- * max_arriving_bytes drop the oldest of them to make room (idle kept
- * connections and those being served are never dropped).  pool.c calls
- * arrive.c as it accepts (arrive_admit()), reads (arrive_charge()), gives
- * a connection back (arrive_add()) and serves or closes it
- * (arrive_clear(), arrive_uncharge(), arrive_leave()); arrive.c's DESIGN
- * comment tells how.
+ * read_timeout_ms is 0).  The timer shuts down those past
+ * read_timeout_ms, and max_connections and max_arriving_bytes drop the
+ * oldest of them (idle kept connections and those being served are never
+ * dropped).  pool.c calls arrive.c as it accepts (arrive_admit()), reads
+ * (arrive_charge()), gives a connection back (arrive_add()) and serves or
+ * closes it (arrive_clear(), arrive_uncharge(), arrive_leave()), and keeps
+ * the count of arriving connections itself (`arriving`: conn_wait(),
+ * conn_take()); arrive.c's DESIGN comment tells the rest.
  *
  * Locking: `mtx` protects the count of arriving connections, the deadline
  * list and the timer; `gate_mtx`, taken alone, the gate's waiters (the
