@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pool.c - the worker pool.
+ * pool.c - the worker pool; its arriving connections (read deadlines and
+ * bounds) are arrive.c's.
  *
  * DESIGN
  * ------
@@ -26,8 +27,8 @@
  *       epoll_wait(); once it is whole, the same worker serves it
  *       (serve.c);
  *   timer -> connections whose request began more than read_timeout_ms ago
- *       and is not whole are shut down; whoever owns one then reads EOF
- *       and closes it.
+ *       and is not whole are shut down (arrive.c); whoever owns one then
+ *       reads EOF and closes it.
  *
  * At accept, a TCP peer not in allowed_clients is closed (allow.c), and
  * SO_SNDTIMEO = write_timeout_ms bounds each blocking write of a response.
@@ -62,47 +63,41 @@
  * a worker is free one waits for events: a long job never holds up the
  * requests behind it.
  *
- * Bounds: the deadline list is the list of arriving connections (those
- * whose request has begun and waited at least once), oldest first, also
- * without read_timeout_ms.  Open connections are bounded by
- * max_connections: past it, accepting one drops the oldest arriving
- * connection (a slow or stalled sender; idle kept connections and those
- * being served are never dropped), or, with none arriving, closes the new
- * one at once.  The buffers of arriving requests (pending bytes, params,
- * body: their allocated sizes) are charged to `held` before each read;
- * past max_arriving_bytes, the oldest arriving connections that hold some
- * are dropped until the total is back within the bound.  Dropping is what
- * the read deadline does: off the list and shut down under mtx, its bytes
- * uncharged at once; the owner reads EOF and closes it.  Both are counted
- * (status.c) and logged at most once a second (bound_note()).  `nconns`
- * and `held` are atomics, changed without mtx (relaxed where they only
- * count: nothing else is published through them); a connection's `held`
- * goes back to 0 by an exchange, by its owner or by pool_shed() under
- * mtx, so each byte is uncharged once.
+ * Arriving connections (arrive.c): those whose request has begun and
+ * waited at least once are on the deadline list, oldest first (unless
+ * read_timeout_ms is 0).  The timer shuts down those past
+ * read_timeout_ms, and max_connections and max_arriving_bytes drop the
+ * oldest of them (idle kept connections and those being served are never
+ * dropped).  pool.c calls arrive.c as it accepts (arrive_admit()), reads
+ * (arrive_charge()), gives a connection back (arrive_add()) and serves or
+ * closes it (arrive_clear(), arrive_uncharge(), arrive_leave()), and keeps
+ * the count of arriving connections itself (`arriving`: conn_wait(),
+ * conn_take()); arrive.c's DESIGN comment tells the rest.
  *
  * Locking: `mtx` protects the count of arriving connections, the deadline
- * list and the timer; `gate_mtx`, taken alone, the gate's waiters.  `accepting` (workers inside pool_accept()) and
- * `draining` are atomics paired Dekker-style (both sequentially
- * consistent): a worker counts itself in, then checks draining; the
- * drainer sets draining, then waits for accepting to fall to 0, so after
- * pool_drain() no worker touches the listening socket.  A connection
- * belongs to exactly one of: a worker (reading or serving it), the epoll
- * set (waiting: idle in the connection table), nobody (closed).  Only its
- * owner closes it; the timer and the bounds only shut it down, under mtx,
- * while it is on the deadline list.  pool_drain() claims each idle
- * connection in the table and closes it; a worker that gives one back
- * then checks draining (the give-back and the flag are sequentially
- * consistent, Dekker-style again) and, if it is set, claims it back to
- * close it, so no idle connection outlives the drain.
+ * list and the timer; `gate_mtx`, taken alone, the gate's waiters (the
+ * fields say which, in pool_int.h).  `accepting` (workers inside
+ * pool_accept()) and `draining` are atomics paired Dekker-style (both
+ * sequentially consistent): a worker counts itself in, then checks
+ * draining; the drainer sets draining, then waits for accepting to fall
+ * to 0, so after pool_drain() no worker touches the listening socket.  A
+ * connection belongs to exactly one of: a worker (reading or serving it),
+ * the epoll set (waiting: idle in the connection table), nobody (closed).
+ * Only its owner closes it; the timer and the bounds (arrive.c) only shut
+ * it down, under mtx, while it is on the deadline list.  pool_drain()
+ * claims each idle connection in the table and closes it; a worker that
+ * gives one back then checks draining (the give-back and the flag are
+ * sequentially consistent, Dekker-style again) and, if it is set, claims
+ * it back to close it, so no idle connection outlives the drain.
  *
- * Why one file of over 900 lines: every part here (accept, the reads, the
- * deadline list, the bounds that shed from it, the workers) moves a
- * struct conn between its three owners under the one rule above, with
- * fields of struct pool and struct conn that must stay private to keep
- * that rule checkable; serving a request (serve.c) and allowed_clients
- * (allow.c), which need none of them, are out.  The next split, if it
- * grows, is the bounds and deadlines ("arriving connections") behind a
- * private header.
+ * The split: every part here (accept, the reads, the gate, the workers,
+ * the drain) moves a struct conn between its three owners under the one
+ * rule above; arrive.c keeps the deadline list and the bounds that shed
+ * from it, which only shut a connection down.  Both need fields of struct
+ * pool and struct conn that must stay private to keep that rule
+ * checkable: they are in pool_int.h, which no other file includes.
+ * Serving a request (serve.c) and allowed_clients (allow.c), which need
+ * none of them, are out.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -121,11 +116,13 @@
 #include <fcntl.h>
 
 #include "allow.h"
+#include "arrive.h"
 #include "conntab.h"
 #include "generation.h"
 #include "log.h"
 #include "metrics.h"
 #include "pool.h"
+#include "pool_int.h"
 #include "proto.h"
 #include "serve.h"
 #include "status.h"
@@ -139,87 +136,6 @@
  * or running connection none either. */
 #define READ_MIN            4096
 #define READ_CHUNK          65536
-
-/* Epoll data of the pool's own descriptors; a connection's is its
- * registration's (conntab_register(), at most CONNTAB_DATA_MAX). */
-#define EV_LISTENER         (UINT64_MAX - 0)
-#define EV_QUIT             (UINT64_MAX - 1)
-#define EV_TIMER            (UINT64_MAX - 2)
-
-struct conn {
-    int              fd;
-    uint64_t         id;            /* unique in the process (watcher.c) */
-    uint64_t         reg;           /* its registration in p->epfd
-                                       (conntab.c); 0: not registered */
-    uint32_t         events;        /* registered for these */
-    int              mid;           /* a request has begun (mtx to read
-                                       from another thread) */
-    int              on_deadlines;  /* on p->deadlines (mtx) */
-    int              counted;       /* counted in p->arriving (mtx) */
-    int              discard;       /* refused: read and drop until EOF */
-    _Atomic int      expired;       /* shut down by its read deadline */
-    _Atomic int      dropped;       /* shut down by a bound (see Bounds) */
-    _Atomic size_t   held;          /* bytes charged to p->held */
-    uint64_t         t_first;       /* first byte of the request */
-    uint64_t         deadline;      /* of the read; owner only */
-    long             read_timeout_ms;/* of the generation its owner holds
-                                       (owner only) */
-    struct conn     *dprev, *dnext; /* p->deadlines (mtx) */
-    struct proto_req rq;            /* the request being read */
-    struct buf       pending;       /* bytes read, not yet consumed */
-};
-
-struct worker {
-    struct pool     *pool;
-    int              slot;
-    pthread_t        thread;
-    struct generation *gen;         /* held while it reads a connection */
-    struct proto_out out;
-};
-
-struct pool {
-    int                  epfd;
-    int                  lfd;
-    int                  quitfd;
-    int                  timerfd;
-    struct pool_config   cfg;
-    struct watcher      *watcher;
-    struct serve        *serve;
-    struct worker       *workers;
-    unsigned char       *outbufs;   /* the workers' output buffers, one
-                                       calloc: pages untouched until used */
-    int                  started;
-    _Atomic int          busy;
-    _Atomic int          quit;
-    _Atomic uint64_t     next_conn; /* the last connection number given */
-
-    pthread_mutex_t      mtx;
-    pthread_cond_t       drained;   /* accepting fell to 0 while draining */
-    struct conntab      *tab;       /* who owns each registered connection */
-    int                  arriving;  /* mtx: waiting, request begun */
-    struct conn         *deadlines, *deadlines_tail;  /* mtx; by deadline */
-    _Atomic int          draining;  /* see Locking */
-    _Atomic int          accepting; /* see Locking */
-    _Atomic long         nconns;    /* open connections (see Bounds) */
-    _Atomic size_t       held;      /* bytes charged by arriving requests */
-    _Atomic uint64_t     noted_ns;  /* when bound_note() last logged */
-    _Atomic uint64_t     noted[3];  /* BOUND_* events since then */
-
-    /* The gate (see Pollers). */
-    _Atomic int          pollers;   /* workers in or entering epoll_wait */
-    int                  pollers_max;
-    pthread_mutex_t      gate_mtx;
-    pthread_cond_t       gate_cv;   /* a poller's place is free */
-    int                  gate_waiting;  /* gate_mtx: workers waiting */
-};
-
-/* What a bound did (see Bounds), for the counters and the log. */
-enum bound_event {
-    BOUND_REFUSED,      /* a new connection closed at accept */
-    BOUND_DROP_CONNS,   /* an arriving one dropped for max_connections */
-    BOUND_DROP_BYTES,   /* one dropped for max_arriving_bytes */
-    BOUND__MAX
-};
 
 /* ---- the gate (see Pollers) ---------------------------------------- */
 
@@ -273,254 +189,6 @@ pool_draining(struct pool *p)
     return atomic_load(&p->draining);
 }
 
-/* Set the timer to the earliest read deadline (mtx held). */
-static void
-timer_set(struct pool *p)
-{
-    struct itimerspec its = { 0 };
-
-    if (p->deadlines != NULL) {
-        its.it_value.tv_sec = (time_t)(p->deadlines->deadline / 1000000000u);
-        its.it_value.tv_nsec = (long)(p->deadlines->deadline % 1000000000u);
-    }
-    if (timerfd_settime(p->timerfd, TFD_TIMER_ABSTIME, &its, NULL) != 0)
-        log_warn("pool: timerfd_settime");
-}
-
-/* Take c off the deadline list (mtx held). */
-static void
-deadline_unlink(struct pool *p, struct conn *c)
-{
-    if (!c->on_deadlines)
-        return;
-    if (c->dprev != NULL)
-        c->dprev->dnext = c->dnext;
-    else
-        p->deadlines = c->dnext;
-    if (c->dnext != NULL)
-        c->dnext->dprev = c->dprev;
-    else
-        p->deadlines_tail = c->dprev;
-    c->on_deadlines = 0;
-}
-
-/* Put c, owned by this worker, on the deadline list (mtx held). */
-static void
-deadline_add(struct pool *p, struct conn *c)
-{
-    c->deadline = c->t_first + (uint64_t)c->read_timeout_ms * 1000000u;
-    c->dnext = NULL;
-    c->dprev = p->deadlines_tail;
-    if (p->deadlines_tail != NULL)
-        p->deadlines_tail->dnext = c;
-    else
-        p->deadlines = c;
-    p->deadlines_tail = c;
-    c->on_deadlines = 1;
-    if (p->deadlines == c)
-        timer_set(p);
-}
-
-/* Forget c's read deadline (c owned by this worker). */
-static void
-deadline_clear(struct pool *p, struct conn *c)
-{
-    if (c->deadline == 0)
-        return;
-    xmutex_lock(&p->mtx);
-    deadline_unlink(p, c);
-    xmutex_unlock(&p->mtx);
-    c->deadline = 0;
-}
-
-/*
- * The timer fired: shut down every waiting connection past its read
- * deadline (the worker that takes its event reads EOF and closes it).
- * Deadlines are read_timeout_ms after the first byte, so the list is in
- * order and only its head can be due.
- */
-static void
-pool_expire(struct pool *p)
-{
-    struct epoll_event ev;
-    struct conn       *c;
-    uint64_t           expirations, now = now_ns();
-
-    if (read(p->timerfd, &expirations, sizeof expirations) < 0 &&
-        errno != EAGAIN)
-        log_warn("pool: reading the timer");
-    xmutex_lock(&p->mtx);
-    while ((c = p->deadlines) != NULL && c->deadline <= now) {
-        deadline_unlink(p, c);
-        atomic_store(&c->expired, 1);
-        shutdown(c->fd, SHUT_RDWR);
-    }
-    timer_set(p);
-    xmutex_unlock(&p->mtx);
-    ev.events = EPOLLIN | EPOLLONESHOT;
-    ev.data.u64 = EV_TIMER;
-    if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->timerfd, &ev) != 0)
-        log_warn("pool: cannot re-arm the timer");
-}
-
-/* ---- bounds (see Bounds) ------------------------------------------- */
-
-_Static_assert(BOUND__MAX == nitems(((struct pool *)0)->noted),
-    "one noted[] counter per bound_event");
-
-/*
- * Log what the bounds did since the previous line, if anything, and if
- * that line is a second old or more.
- */
-static void
-bound_log(struct pool *p)
-{
-    uint64_t now = now_ns(), last, c[BOUND__MAX], any = 0;
-    int      i;
-
-    for (i = 0; i < BOUND__MAX; i++)
-        any |= atomic_load_explicit(&p->noted[i], memory_order_relaxed);
-    last = atomic_load(&p->noted_ns);
-    if (any == 0 || (last != 0 && now - last < 1000000000u) ||
-        !atomic_compare_exchange_strong(&p->noted_ns, &last, now))
-        return;         /* nothing, too soon, or another thread logs */
-    for (i = 0; i < BOUND__MAX; i++)
-        c[i] = atomic_exchange(&p->noted[i], 0);
-    log_warnx("pool: bounds: %llu new connections refused and %llu arriving "
-        "requests dropped (max_connections %ld), %llu dropped "
-        "(max_arriving_bytes %zu)", (unsigned long long)c[BOUND_REFUSED],
-        (unsigned long long)c[BOUND_DROP_CONNS], p->cfg.max_connections,
-        (unsigned long long)c[BOUND_DROP_BYTES], p->cfg.max_arriving_bytes);
-}
-
-/*
- * Count n events of kind ev (status.c's counters) and log them: the first
- * at once, then at most one line a second (the rest waits for the next
- * event or pool_tick()).
- */
-static void
-bound_note(struct pool *p, enum bound_event ev, uint64_t n)
-{
-    static _Atomic uint64_t *const counters[BOUND__MAX] = {
-        &stats.refused_connections, &stats.dropped_max_connections,
-        &stats.dropped_max_arriving_bytes
-    };
-
-    atomic_fetch_add_explicit(counters[ev], n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->noted[ev], n, memory_order_relaxed);
-    bound_log(p);
-}
-
-/* Uncharge what c holds from the arriving bytes. */
-static void
-conn_uncharge(struct pool *p, struct conn *c)
-{
-    size_t n = atomic_exchange(&c->held, 0);
-
-    if (n == 0)
-        return;
-    atomic_fetch_sub_explicit(&p->held, n, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&stats.arriving_bytes, (int64_t)n,
-        memory_order_relaxed);
-}
-
-/*
- * Drop arriving connections, oldest first (mtx held): for
- * BOUND_DROP_CONNS the oldest one, for BOUND_DROP_BYTES as many of those
- * holding bytes as it takes to bring `held` within max_arriving_bytes.
- * Return how many were dropped.
- */
-static int
-pool_shed(struct pool *p, enum bound_event ev)
-{
-    struct conn *c, *next;
-    int          n = 0;
-
-    for (c = p->deadlines; c != NULL; c = next) {
-        next = c->dnext;
-        if (ev == BOUND_DROP_BYTES) {
-            if (atomic_load(&p->held) <= p->cfg.max_arriving_bytes)
-                break;
-            if (atomic_load(&c->held) == 0)
-                continue;
-        }
-        deadline_unlink(p, c);
-        atomic_store(&c->dropped, 1);
-        conn_uncharge(p, c);
-        shutdown(c->fd, SHUT_RDWR);
-        n++;
-        if (ev == BOUND_DROP_CONNS)
-            break;
-    }
-    return n;
-}
-
-/*
- * Count a new connection in, within max_connections (dropping the oldest
- * arriving one if need be).  Return 1 if it may stay, 0 if it must be
- * closed at once (counted and logged).
- */
-static int
-pool_admit(struct pool *p)
-{
-    int n;
-
-    if (atomic_fetch_add(&p->nconns, 1) < p->cfg.max_connections) {
-        atomic_fetch_add_explicit(&stats.open_connections, 1,
-            memory_order_relaxed);
-        return 1;
-    }
-    xmutex_lock(&p->mtx);
-    n = pool_shed(p, BOUND_DROP_CONNS);
-    xmutex_unlock(&p->mtx);
-    if (n > 0) {
-        atomic_fetch_add_explicit(&stats.open_connections, 1,
-            memory_order_relaxed);
-        bound_note(p, BOUND_DROP_CONNS, 1);
-        return 1;
-    }
-    atomic_fetch_sub(&p->nconns, 1);
-    bound_note(p, BOUND_REFUSED, 1);
-    return 0;
-}
-
-/* Count a connection that pool_admit() let in out again. */
-static void
-pool_leave(struct pool *p)
-{
-    atomic_fetch_sub(&p->nconns, 1);
-    atomic_fetch_sub_explicit(&stats.open_connections, 1,
-        memory_order_relaxed);
-}
-
-/*
- * Charge the growth of c's buffers (c is this worker's, before a read) to
- * the arriving bytes; past max_arriving_bytes, drop the oldest arriving
- * connections that hold some (c as well, if it is among them).
- */
-static void
-conn_charge(struct pool *p, struct conn *c)
-{
-    size_t size = c->pending.size + c->rq.params.size + c->rq.body.size;
-    size_t held = atomic_load(&c->held);
-    int    n;
-
-    if (size <= held)
-        return;
-    atomic_fetch_add_explicit(&p->held, size - held, memory_order_relaxed);
-    atomic_fetch_add_explicit(&stats.arriving_bytes, (int64_t)(size - held),
-        memory_order_relaxed);
-    atomic_fetch_add(&c->held, size - held);
-    if (p->cfg.max_arriving_bytes == 0 ||
-        atomic_load(&p->held) <= p->cfg.max_arriving_bytes)
-        return;
-    xmutex_lock(&p->mtx);
-    n = pool_shed(p, BOUND_DROP_BYTES);
-    xmutex_unlock(&p->mtx);
-    if (n > 0)
-        bound_note(p, BOUND_DROP_BYTES, (uint64_t)n);
-}
-
 /*
  * Let the kernel find a vanished TCP peer within ms: keepalive probes
  * after ms/2 of silence, every ms/6, and TCP_USER_TIMEOUT = ms for what it
@@ -562,9 +230,9 @@ conn_close(struct pool *p, struct conn *c)
 {
     if (c->reg != 0)
         conntab_close(p->tab, c->fd);
-    deadline_clear(p, c);
-    conn_uncharge(p, c);
-    pool_leave(p);
+    arrive_clear(p, c);
+    arrive_uncharge(p, c);
+    arrive_leave(p);
     if (atomic_load(&c->expired) && !c->discard) {
         atomic_fetch_add_explicit(&stats.read_timeouts, 1,
             memory_order_relaxed);
@@ -620,7 +288,7 @@ conn_wait(struct pool *p, struct conn *c, uint32_t events)
     if (c->mid) {
         xmutex_lock(&p->mtx);
         if (c->deadline == 0 && c->read_timeout_ms > 0)
-            deadline_add(p, c);
+            arrive_add(p, c);
         if (hold && !c->counted) {
             c->counted = 1;
             p->arriving++;
@@ -747,7 +415,7 @@ pool_accept(struct pool *p)
     allowed = allow_check(g->allow, &sa);
     wto = g->cfg.write_timeout_ms;
     gen_put(g);
-    if (!allowed || !pool_admit(p)) {
+    if (!allowed || !arrive_admit(p)) {
         close(fd);
         return NULL;
     }
@@ -764,7 +432,7 @@ pool_accept(struct pool *p)
         conn_peer_timeout(fd, p->cfg.peer_timeout_ms);
     if ((c = calloc(1, sizeof *c)) == NULL) {
         log_warnx("pool: out of memory, connection dropped");
-        pool_leave(p);
+        arrive_leave(p);
         close(fd);
         return NULL;
     }
@@ -783,7 +451,7 @@ static ssize_t
 conn_read(struct conn *c)
 {
     /* A first buffer of exactly READ_MIN bytes (the NUL included): what
-     * an arriving request holds is its pages, counted by conn_charge(). */
+     * an arriving request holds is its pages, counted by arrive_charge(). */
     size_t  room = c->pending.len + 1 < READ_MIN ?
         READ_MIN - 1 - c->pending.len : c->pending.len;
     ssize_t n;
@@ -816,13 +484,13 @@ worker_request(struct worker *wk, struct conn *c)
     struct pool        *p = wk->pool;
     enum serve_verdict  verdict;
 
-    deadline_clear(p, c);
+    arrive_clear(p, c);
     /* Off the arriving list now, so no bound drops it from here on. */
     if (atomic_load(&c->dropped)) {
         conn_close(p, c);
         return 0;
     }
-    conn_uncharge(p, c);
+    arrive_uncharge(p, c);
     /* Answers to records that came with the request (FCGI_CANT_MPX_CONN
      * for another id, management records) go first. */
     if (c->rq.reply.len > 0 && proto_send(c->fd, &c->rq.reply, 1) < 0) {
@@ -933,10 +601,10 @@ worker_read(struct worker *wk, struct conn *c)
             if (c->rq.reply.len > 0)
                 continue;       /* send the answers before reading on */
         }
-        conn_charge(p, c);
+        arrive_charge(p, c);
         n = conn_read(c);
         if (n > 0)
-            conn_charge(p, c);      /* what the read added to pending */
+            arrive_charge(p, c);    /* what the read added to pending */
         if (n > 0) {
             if (!c->mid) {
                 c->mid = 1;
@@ -957,7 +625,7 @@ worker_read(struct worker *wk, struct conn *c)
             if (c->pending.len == 0 && c->rq.state == PROTO_BEGIN &&
                 c->rq.reply.len == 0) {
                 c->mid = 0;
-                deadline_clear(p, c);
+                arrive_clear(p, c);
             }
             if (conn_wait(p, c, EPOLLIN))
                 return;
@@ -1033,7 +701,7 @@ worker_main(void *arg)
         if (ev.data.u64 == EV_QUIT)
             break;
         if (ev.data.u64 == EV_TIMER) {
-            pool_expire(p);
+            arrive_expire(p);
             continue;
         }
         if (ev.data.u64 == EV_LISTENER) {
@@ -1263,7 +931,7 @@ pool_busy(struct pool *p)
 void
 pool_tick(struct pool *p)
 {
-    bound_log(p);
+    arrive_log(p);
 }
 
 int

@@ -30,7 +30,7 @@ struct stats {
     _Atomic int64_t     arriving;       /* requests begun, not yet whole */
     _Atomic uint64_t    read_timeouts;  /* closed by read_timeout_ms */
     _Atomic uint64_t    slow;           /* jobs past their slow_ms */
-    /* The bounds of pool.c: */
+    /* The bounds of arrive.c: */
     _Atomic int64_t     open_connections;       /* now */
     _Atomic uint64_t    refused_connections;    /* closed at accept: at
                                                    max_connections, none
