@@ -137,6 +137,7 @@ struct watcher {
     pthread_cond_t   idle;          /* a busy slot was released */
     struct slot     *slots;         /* protected by mtx */
     int              nslots;
+    uint32_t         events;        /* of each registration */
     struct wfd      *fds;           /* protected by mtx */
     int              nfds;          /* entries in fds */
     uint64_t         timer_next;    /* protected by mtx: 0 = timer off */
@@ -450,7 +451,7 @@ watcher_main(void *arg)
 }
 
 struct watcher *
-watcher_new(int nslots, char **cause)
+watcher_new(int nslots, int flags, char **cause)
 {
     struct watcher     *w;
     struct epoll_event  ev;
@@ -464,6 +465,11 @@ watcher_new(int nslots, char **cause)
         goto fail;
     }
     w->nslots = nslots;
+    /* Without EPOLLIN, bytes that arrive (an abort, or the next request
+     * on a kept connection) do not wake the thread; a hang-up still does
+     * (EPOLLRDHUP, and EPOLLHUP and EPOLLERR, always reported). */
+    w->events = ((flags & WATCHER_NO_ABORTS) != 0 ? 0 : EPOLLIN) |
+        EPOLLRDHUP | EPOLLET;
     w->epfd = w->wakefd = w->timerfd = -1;
     xmutex_init(&w->mtx);
     pthread_cond_init(&w->idle, NULL);
@@ -573,7 +579,7 @@ watcher_register(struct watcher *w, int slot, int fd, uint64_t conn)
     f->conn = conn != 0 ? conn : UINT64_MAX;
     f->gone = 0;
     f->slot = slot;
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.events = w->events;
     ev.data.u64 = ((uint64_t)f->gen << 32) | (uint32_t)fd;
     /* EEXIST: the number's previous connection is still open somewhere
      * (a child between fork and exec); take the registration over. */
