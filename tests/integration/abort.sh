@@ -31,12 +31,18 @@ out=$(t_fcgi -k -n 3 -u '/ping' -t 5000 2>&1) || t_fail "ping x3: $out"
 [ "$(grep -c '^pong' <<< "$out")" -eq 3 ] || t_fail "ping x3: $out"
 t_ok "kept connection: two aborted requests in a row, then three pings"
 
-# Half-close (what lighttpd forwards for a client FIN).
-out=$(t_fcgi -u '/cancel_tg_dependency?task_param=half' -h 300 -t 5000 2>&1) ||
-    t_fail "half-close: $out"
-id=$(sed -n 's/.* req=\([0-9]*\) job start task_param="half".*/\1/p' "$T/server.log")
-t_wait_for 2000 t_log_has "req=$id job cancelled reason=client_gone" ||
-    t_fail "half-close did not cancel"
+# half_close_cancels TAG: a half-close 300 ms into a job (what lighttpd
+# forwards for a client FIN) cancels it with client_gone.
+half_close_cancels() {
+    local out id
+    out=$(t_fcgi -u "/cancel_tg_dependency?task_param=$1" -h 300 -t 5000 2>&1) ||
+        t_fail "half-close ($1): $out"
+    id=$(sed -n "s/.* req=\([0-9]*\) job start task_param=\"$1\".*/\1/p" \
+        "$T/server.log")
+    t_wait_for 2000 t_log_has "req=$id job cancelled reason=client_gone" ||
+        t_fail "half-close ($1) did not cancel"
+}
+half_close_cancels half
 t_ok "half-close cancels with client_gone"
 
 # Stray bytes after the request (a record of another type): no cancel.
@@ -65,9 +71,5 @@ out=$(t_fcgi -k -n 2 -i 7 -u '/cancel_event?steps=1&step_ms=200&task_param=ign2'
     -a 100 -t 5000 2>&1) || t_fail "ignore, kept connection: $out"
 [ "$(grep -o '"Work completed for ign2"' <<< "$out" | wc -l)" -eq 2 ] ||
     t_fail "two requests after ignored aborts on a kept connection: $out"
-out=$(t_fcgi -u '/cancel_tg_dependency?task_param=ignhalf' -h 300 -t 5000 2>&1) ||
-    t_fail "ignore, half-close: $out"
-id=$(sed -n 's/.* req=\([0-9]*\) job start task_param="ignhalf".*/\1/p' "$T/server.log")
-t_wait_for 2000 t_log_has "req=$id job cancelled reason=client_gone" ||
-    t_fail "a half-close did not cancel under ignore"
+half_close_cancels ignhalf
 t_ok "abort_requests ignore: the job ends, a kept connection stays in step, a half-close cancels"
