@@ -83,16 +83,16 @@ log_level_parse(const char *name)
 /*
  * Format one line into line[size]: the time tv (or the journal's prefix),
  * the tag, the message and strerror(err); cut to fit, newline-ended.
- * Return its length, or size if it was cut.
+ * Return its length (at most size - 1); *cut says whether it was cut.
  */
 static size_t
 log_format(char *line, size_t size, const struct timeval *tv,
     const char *prefix, const char *tag, int err, const char *fmt,
-    va_list ap)
+    va_list ap, int *cut)
 {
     struct tm   tm;
     size_t      n;
-    int         r, cut;
+    int         r;
 
     if (journal) {
         r = snprintf(line, size, "%s%s ", prefix, tag);
@@ -107,18 +107,18 @@ log_format(char *line, size_t size, const struct timeval *tv,
     r = vsnprintf(line + n, size - n, fmt, ap);
     if (r < 0)
         r = 0;
-    cut = (size_t)r >= size - n;
-    n = cut ? size - 1 : n + (size_t)r;
+    *cut = (size_t)r >= size - n;
+    n = *cut ? size - 1 : n + (size_t)r;
     if (err != 0 && n < size - 1) {
         r = snprintf(line + n, size - n, ": %s", strerror(err));
         n = (size_t)r >= size - n ? size - 1 : n + (size_t)r;
     }
     if (n >= size - 1) {                /* no room for the newline */
         n = size - 2;
-        cut = 1;
+        *cut = 1;
     }
     line[n++] = '\n';
-    return cut ? size : n;
+    return n;
 }
 
 /*
@@ -136,20 +136,18 @@ log_vline(int fd, const char *prefix, const char *tag, int err,
     struct timeval  tv;
     va_list         again;
     size_t          n;
+    int             cut;
 
     gettimeofday(&tv, NULL);            /* once, for both formats */
     va_copy(again, ap);
-    n = log_format(small, sizeof small, &tv, prefix, tag, err, fmt, ap);
-    if (n == sizeof small && (big = malloc(LOG_MAX_LINE)) != NULL) {
+    n = log_format(small, sizeof small, &tv, prefix, tag, err, fmt, ap,
+        &cut);
+    if (cut && (big = malloc(LOG_MAX_LINE)) != NULL) {
         line = big;
         n = log_format(big, LOG_MAX_LINE, &tv, prefix, tag, err, fmt,
-            again);
+            again, &cut);
     }
     va_end(again);
-    if (n == sizeof small && big == NULL)
-        n = sizeof small - 1;
-    else if (big != NULL && n == LOG_MAX_LINE)
-        n = LOG_MAX_LINE - 1;
     if (write(fd, line, n) < 0) {
         /* nowhere left to report it */
     }
