@@ -139,26 +139,30 @@
 
 /* ---- the gate (see Pollers) ---------------------------------------- */
 
-/* Wait for a poller's place, then take it. */
-static void
-pool_gate_enter(struct pool *p)
+/* Take a poller's place if one is free (any: even if none is, to quit).
+ * Return 1 if taken. */
+static int
+pool_gate_try(struct pool *p, int any)
 {
     int n = atomic_load(&p->pollers);
 
     /* Sequentially consistent, as the decrement in worker_main(): a
      * worker that leaves the last place sees a waiter, or the waiter sees
      * the free place. */
-    while (n < p->pollers_max)
+    while (n < p->pollers_max || any)
         if (atomic_compare_exchange_weak(&p->pollers, &n, n + 1))
-            return;
+            return 1;
+    return 0;
+}
+
+/* Wait for a poller's place, then take it. */
+static void
+pool_gate_enter(struct pool *p)
+{
+    if (pool_gate_try(p, 0))
+        return;
     xmutex_lock(&p->gate_mtx);
-    for (;;) {
-        n = atomic_load(&p->pollers);
-        if (n < p->pollers_max || atomic_load(&p->quit)) {
-            if (atomic_compare_exchange_weak(&p->pollers, &n, n + 1))
-                break;
-            continue;
-        }
+    while (!pool_gate_try(p, atomic_load(&p->quit))) {
         p->gate_waiting++;
         pthread_cond_wait(&p->gate_cv, &p->gate_mtx);
         p->gate_waiting--;
