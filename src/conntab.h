@@ -41,6 +41,13 @@ void             conntab_free(struct conntab *t);
  */
 uint64_t         conntab_register(struct conntab *t, int fd, void *ptr);
 
+/* The descriptor that data of conntab_register() names. */
+static inline int
+conntab_fd(uint64_t data)
+{
+    return (int)(uint32_t)data;
+}
+
 /* The largest data conntab_register() returns; above it, callers' tags. */
 #define CONNTAB_DATA_MAX    (UINT64_MAX - 16)
 

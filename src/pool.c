@@ -16,7 +16,10 @@
  * compare-and-swap), so exactly one worker owns it, an event that comes
  * while another owns it tells that owner to read again, and an event of
  * a closed connection is dropped.  A kept connection thus goes back to
- * wait for its next request without a system call:
+ * wait for its next request without a system call.  Bytes that come while
+ * a job runs on it may be an FCGI_ABORT_REQUEST: the worker that gets
+ * their event hands them to the watcher (watcher_poke()), which watches a
+ * pooled connection for hang-ups only while a worker is free to do so:
  *
  *   listener readable -> the worker accepts one connection, re-arms the
  *       listener for the others, and reads the connection at once (nginx
@@ -504,7 +507,7 @@ worker_request(struct worker *wk, struct conn *c)
     if (c->pending.len == 0)
         buf_free(&c->pending);      /* not held while the job runs */
     verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, c->id,
-        &c->rq, &c->pending);
+        c->reg != 0, &c->rq, &c->pending);
     if (wk->gen->number != gen_number()) {
         gen_put(wk->gen);               /* the next request reads with */
         wk->gen = gen_get();            /* the limits of a reload */
@@ -689,6 +692,7 @@ worker_main(void *arg)
     struct epoll_event  ev;
     struct conn        *c;
     void               *ptr;
+    enum conntab_claim  claim;
     int                 n, left;
 
     for (;;) {
@@ -714,8 +718,17 @@ worker_main(void *arg)
             if ((c = pool_accept(p)) == NULL)
                 continue;
         } else {
-            /* Another worker's (it reads again), or closed: not ours. */
-            if (conntab_claim(p->tab, ev.data.u64, &ptr) != CONNTAB_CLAIMED)
+            /* Another worker's (it reads again), or closed: not ours.
+             * Bytes on another's: its job may be running, and they may
+             * be an abort record for it. */
+            claim = conntab_claim(p->tab, ev.data.u64, &ptr);
+            if (claim == CONNTAB_NOTED && (ev.events & (EPOLLIN |
+                EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == EPOLLIN) {
+                if (left == 0)
+                    pool_gate_wake(p);  /* a cancel may take a while */
+                watcher_poke(p->watcher, conntab_fd(ev.data.u64));
+            }
+            if (claim != CONNTAB_CLAIMED)
                 continue;
             if (left == 0)
                 pool_gate_wake(p);

@@ -190,7 +190,7 @@ serve_finish_cancelled(fc_response *resp, enum fc_reason reason)
  * (FC_OK when no handler ran: the answer is written).
  */
 static int
-serve_run(struct serve *sv, int slot, int fd, uint64_t conn,
+serve_run(struct serve *sv, int slot, int fd, uint64_t conn, int pooled,
     struct proto_req *pr, struct serve_req *r)
 {
     const struct route *rt;
@@ -224,6 +224,7 @@ serve_run(struct serve *sv, int slot, int fd, uint64_t conn,
     slow = rt->slow_ms >= 0 ? rt->slow_ms : r->gen->cfg.slow_ms;
     wa = (struct watch){
         .fd = fd, .reqid = (int)pr->id, .id = r->id, .conn = conn,
+        .pooled = pooled,
         .tok = r->tok,
         .deadline_ns = serve_deadline(rt, pr->envp, r->t0),
         .resp = r->resp, .probe_ms = rt->probe_ms,
@@ -280,7 +281,7 @@ serve_log(const struct serve_req *r)
 
 enum serve_verdict
 serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
-    uint64_t conn, struct proto_req *pr, struct buf *pending)
+    uint64_t conn, int pooled, struct proto_req *pr, struct buf *pending)
 {
     struct serve_req    r = { .keep = 1 };
     enum serve_verdict  verdict;
@@ -308,7 +309,7 @@ serve_request(struct serve *sv, int slot, struct proto_out *out, int fd,
             buf_consume(pending, consume);
             token_cancel(r.tok, FC_ABORTED);
         }
-        serve_outcome(slot, &r, serve_run(sv, slot, fd, conn, pr, &r));
+        serve_outcome(slot, &r, serve_run(sv, slot, fd, conn, pooled, pr, &r));
         /* The rest of the output, the end of FCGI_STDOUT and
          * FCGI_END_REQUEST (answering an FCGI_ABORT_REQUEST too; a front
          * end that only half-closed still reads it).  Fails at once if a

@@ -11,12 +11,28 @@
  * after it has read a request's body it arms its slot (serve.c) with the
  * connection, the request id, the token and the deadline, and it disarms
  * the slot before it finishes the request.  A connection goes into the
- * watcher's epoll set, edge-triggered, for EPOLLIN | EPOLLRDHUP, at the
- * first arm of its life and stays there until it is closed (closing it
- * takes it out), so that a kept connection costs no epoll_ctl() per
- * request (a caller without a connection number, struct watch's conn 0,
- * gets the connection added at arm and removed at disarm instead).  Its
- * events, while a slot is armed with it:
+ * watcher's epoll set, edge-triggered, at the first arm of its life and
+ * stays there until it is closed (closing it takes it out), so that a
+ * kept connection costs no epoll_ctl() per request (a caller without a
+ * connection number, struct watch's conn 0, gets the connection added at
+ * arm and removed at disarm instead).
+ *
+ * It is registered for hang-ups (EPOLLRDHUP; EPOLLHUP and EPOLLERR come
+ * anyway), and for bytes (EPOLLIN) only when nobody else sees them.  A
+ * pooled connection (struct watch), one the pool's epoll set holds since
+ * its first wait, has a worker waiting for its bytes whenever a worker is
+ * free: the poller that gets them while a job runs on it (the connection
+ * table says "owned") calls watcher_poke(), which peeks as this thread
+ * would, on the poller's thread.  So the next request on a kept connection
+ * does not wake this thread as well as a poller (it did, for one request
+ * in five, a fifth of the server's CPU on small requests).  When every
+ * slot is armed no worker waits for events, so the arm that takes the
+ * last slot adds EPOLLIN to the armed pooled connections
+ * (watcher_exhausted()); they keep it until their next arm with a worker
+ * free.  A connection's first request (not yet pooled), a connection the
+ * front end does not keep, and conn 0 are registered with EPOLLIN.  With
+ * abort records ignored (WATCHER_NO_ABORTS), never.  Its events, while a
+ * slot is armed with it:
  *
  *   - EPOLLHUP, EPOLLERR, EPOLLRDHUP, or a peek that reads 0 bytes or fails
  *     (ECONNRESET): the front end closed or half-closed the connection ->
@@ -118,6 +134,7 @@ struct wfd {
     uint32_t         gen;           /* of the registration, in events */
     int              slot;          /* armed with it; -1: none */
     int              gone;          /* hung up while no slot was armed */
+    uint32_t         events;        /* of the registration */
 };
 
 /* A cancel decided under the lock, carried out without it. */
@@ -137,7 +154,8 @@ struct watcher {
     pthread_cond_t   idle;          /* a busy slot was released */
     struct slot     *slots;         /* protected by mtx */
     int              nslots;
-    uint32_t         events;        /* of each registration */
+    int              narmed;        /* slots armed; mtx */
+    int              aborts;        /* watch for FCGI_ABORT_REQUEST */
     struct wfd      *fds;           /* protected by mtx */
     int              nfds;          /* entries in fds */
     uint64_t         timer_next;    /* protected by mtx: 0 = timer off */
@@ -465,11 +483,7 @@ watcher_new(int nslots, int flags, char **cause)
         goto fail;
     }
     w->nslots = nslots;
-    /* Without EPOLLIN, bytes that arrive (an abort, or the next request
-     * on a kept connection) do not wake the thread; a hang-up still does
-     * (EPOLLRDHUP, and EPOLLHUP and EPOLLERR, always reported). */
-    w->events = ((flags & WATCHER_NO_ABORTS) != 0 ? 0 : EPOLLIN) |
-        EPOLLRDHUP | EPOLLET;
+    w->aborts = (flags & WATCHER_NO_ABORTS) == 0;
     w->epfd = w->wakefd = w->timerfd = -1;
     xmutex_init(&w->mtx);
     pthread_cond_init(&w->idle, NULL);
@@ -558,14 +572,52 @@ watcher_fd(struct watcher *w, int fd)
 }
 
 /*
+ * The events to register fd for (mtx held).  Without EPOLLIN, bytes that
+ * arrive (an abort, or the next request on a kept connection) do not wake
+ * the thread; a hang-up still does (EPOLLRDHUP, and EPOLLHUP and EPOLLERR,
+ * always reported).  EPOLLIN is left out when abort records are ignored,
+ * and for a pooled connection (the pool's epoll set sees its bytes, and
+ * the poller that gets them calls watcher_poke()) unless every slot is
+ * armed: then no worker waits for events, and this thread must see them.
+ */
+static uint32_t
+watcher_want(const struct watcher *w, int pooled)
+{
+    return EPOLLRDHUP | EPOLLET | (w->aborts && (!pooled ||
+        w->narmed >= w->nslots) ? EPOLLIN : 0);
+}
+
+/* (Re-)register fd of entry f for events (mtx held).  Return 0, or -1
+ * (logged). */
+static int
+watcher_ctl(struct watcher *w, int fd, struct wfd *f, uint32_t events, int op)
+{
+    struct epoll_event ev;
+
+    ev.events = events;
+    ev.data.u64 = ((uint64_t)f->gen << 32) | (uint32_t)fd;
+    /* EEXIST: the number's previous connection is still open somewhere
+     * (a child between fork and exec); take the registration over. */
+    if (epoll_ctl(w->epfd, op, fd, &ev) != 0 && (op != EPOLL_CTL_ADD ||
+        errno != EEXIST || epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)) {
+        log_warn("watcher: cannot watch fd %d", fd);
+        return -1;
+    }
+    f->events = events;
+    return 0;
+}
+
+/*
  * Put fd into the epoll set for connection conn unless it is there
- * already (mtx held).  Return 0, or -1 (logged).
+ * already, for the events watcher_want() says (mtx held).  Return 0, or
+ * -1 (logged).
  */
 static int
-watcher_register(struct watcher *w, int slot, int fd, uint64_t conn)
+watcher_register(struct watcher *w, int slot, int fd, uint64_t conn,
+    int pooled)
 {
-    struct epoll_event  ev;
-    struct wfd         *f;
+    struct wfd *f;
+    uint32_t    want = watcher_want(w, conn != 0 && pooled);
 
     if ((f = watcher_fd(w, fd)) == NULL) {
         log_warnx("watcher: out of memory, fd %d not watched", fd);
@@ -573,24 +625,64 @@ watcher_register(struct watcher *w, int slot, int fd, uint64_t conn)
     }
     if (conn != 0 && f->conn == conn) {
         f->slot = slot;
+        /* A MOD reports what is there already: nothing is missed. */
+        if (f->events != want &&
+            watcher_ctl(w, fd, f, want, EPOLL_CTL_MOD) != 0) {
+            f->slot = -1;
+            return -1;
+        }
         return 0;
     }
     f->gen++;
     f->conn = conn != 0 ? conn : UINT64_MAX;
     f->gone = 0;
     f->slot = slot;
-    ev.events = w->events;
-    ev.data.u64 = ((uint64_t)f->gen << 32) | (uint32_t)fd;
-    /* EEXIST: the number's previous connection is still open somewhere
-     * (a child between fork and exec); take the registration over. */
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
-        (errno != EEXIST || epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)) {
-        log_warn("watcher: cannot watch fd %d", fd);
+    if (watcher_ctl(w, fd, f, want, EPOLL_CTL_ADD) != 0) {
         f->conn = 0;
         f->slot = -1;
         return -1;
     }
     return 0;
+}
+
+/*
+ * Every slot is armed now, so no worker waits for events: watch the
+ * armed pooled connections for bytes too (mtx held).  They keep EPOLLIN
+ * until their next arm with a worker free.
+ */
+static void
+watcher_exhausted(struct watcher *w)
+{
+    struct wfd *f;
+    int         i;
+
+    for (i = 0; i < w->nslots; i++) {
+        struct slot *s = &w->slots[i];
+
+        if (!s->armed || s->fd < 0 || s->fd >= w->nfds)
+            continue;
+        f = &w->fds[s->fd];
+        if (f->slot == i && (f->events & EPOLLIN) == 0)
+            (void)watcher_ctl(w, s->fd, f, f->events | EPOLLIN,
+                EPOLL_CTL_MOD);
+    }
+}
+
+void
+watcher_poke(struct watcher *w, int fd)
+{
+    struct epoll_event ev;
+
+    xmutex_lock(&w->mtx);
+    if (!w->aborts || fd < 0 || fd >= w->nfds || w->fds[fd].slot < 0 ||
+        (w->fds[fd].events & EPOLLIN) != 0) {
+        xmutex_unlock(&w->mtx);
+        return;     /* nothing running on it, or this thread sees it */
+    }
+    ev.events = EPOLLIN;
+    ev.data.u64 = ((uint64_t)w->fds[fd].gen << 32) | (uint32_t)fd;
+    xmutex_unlock(&w->mtx);
+    (void)watcher_events(w, &ev, 1);
 }
 
 int
@@ -602,6 +694,8 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
     int                 rc = 0;
 
     xmutex_lock(&w->mtx);
+    if (!s->armed)
+        w->narmed++;
     s->armed = 1;
     s->fd = wa->fd;
     s->reqid = wa->reqid;
@@ -619,12 +713,14 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
     s->start_ns = wa->start_ns;
     s->slow_ns = wa->slow_ns;
     if (wa->fd >= 0) {
-        rc = watcher_register(w, slot, wa->fd, wa->conn);
+        rc = watcher_register(w, slot, wa->fd, wa->conn, wa->pooled);
         if (rc == 0 && w->fds[wa->fd].gone) {
             gone = wa->tok;     /* it hung up before the arm */
             token_ref(gone);
         }
     }
+    if (w->aborts && w->narmed == w->nslots)
+        watcher_exhausted(w);
     if ((next = slot_next(s)) != 0 &&
         (w->timer_next == 0 || next < w->timer_next))
         watcher_timer_update(w);
@@ -713,6 +809,8 @@ watcher_disarm(struct watcher *w, int slot)
                 log_warn("watcher: EPOLL_CTL_DEL fd %d", s->fd);
         }
     }
+    if (s->armed)
+        w->narmed--;
     s->armed = 0;
     s->tok = NULL;
     s->fd = -1;

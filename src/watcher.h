@@ -37,6 +37,9 @@ struct watch {
                                        the process: fd stays watched
                                        between its requests until closed;
                                        0: watched for this request only */
+    int              pooled;        /* with conn: the pool's epoll set
+                                       holds fd, and its poller calls
+                                       watcher_poke() when bytes come */
     fc_token        *tok;
     uint64_t         deadline_ns;   /* CLOCK_MONOTONIC; 0: none */
     fc_response     *resp;          /* probed when probe_ms > 0 */
@@ -106,5 +109,13 @@ int         watcher_stragglers(struct watcher *w, watcher_straggler_cb cb,
  * return, so nothing of theirs runs late.
  */
 void        watcher_disarm(struct watcher *w, int slot);
+
+/*
+ * Bytes came on fd, a pooled connection (struct watch) that a worker
+ * owns: if a job is armed with it, peek at them for an
+ * FCGI_ABORT_REQUEST, on the caller's thread, as the watcher's thread
+ * does for the connections it watches for bytes itself.
+ */
+void        watcher_poke(struct watcher *w, int fd);
 
 #endif /* WATCHER_H */
