@@ -119,7 +119,6 @@ bench_init() {
     write_fc_conf "$T/fc-quiet.json" warn '"off"'
     write_fc_conf "$T/fc-log.json" info "\"$T/fclog-access.log\""
     write_fc_conf "$T/fc-acc.json" warn "\"$T/fcacc-access.log\""
-    write_fc_conf "$T/fc-ign.json" warn '"off"' '"abort_requests": "ignore",'
     write_fc_conf "$T/fc-info.json" info null
     bench_nginx_start
 }
@@ -183,15 +182,13 @@ EOF
     chmod 755 "$T/www/busy.cgi"
 }
 
-# write_fc_conf FILE LOG_LEVEL ACCESS_LOG [KEYS]: the fcgi-cancel
-# configuration of the benchmarks (ACCESS_LOG: a JSON value; KEYS: more
-# top-level keys, each followed by a comma).
+# write_fc_conf FILE LOG_LEVEL ACCESS_LOG: the fcgi-cancel configuration
+# of the benchmarks (ACCESS_LOG: a JSON value).
 write_fc_conf() {
     cat > "$1" <<EOF
 {
     "log_level": "$2",
-    "access_log": $3,${4:+
-    $4}
+    "access_log": $3,
     "grace_ms": 0,
     "routes": [
         // The tiny JSON route: the work job with 0 steps answers at once.
@@ -257,13 +254,6 @@ start_fclog() {
 start_fcacc() {
     peer_run FCACC_PID "$T/fcacc.sock" "$T/fcacc.log" "$FCGI_CANCEL" \
         --config "$T/fc-acc.json" --listen "unix:$T/fcacc.sock" "$@"
-}
-
-# start_fcign ARGS...: the quiet instance with "abort_requests": "ignore",
-# $T/fcign.sock (FCIGN_PID).
-start_fcign() {
-    peer_run FCIGN_PID "$T/fcign.sock" "$T/fcign.log" "$FCGI_CANCEL" \
-        --config "$T/fc-ign.json" --listen "unix:$T/fcign.sock" "$@"
 }
 
 # start_ceiling: bench/ceiling.c on $T/ceiling.sock (CEIL_PID), one
@@ -347,7 +337,7 @@ start_cgi() {
 # ---------------------------------------------------------------------------
 # nginx: one process for the whole run, one server (port) per peer and mode
 
-PEERS="ceiling bare php fc fclog fcacc fcign cgi"
+PEERS="ceiling bare php fc fclog fcacc cgi"
 [ -n "$FC_ALT" ] && PEERS="$PEERS fcalt"
 declare -A PORT
 

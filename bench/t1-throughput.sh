@@ -18,7 +18,6 @@ table1() {
     start_fc "$T/fc-quiet.json" "$T/fc-quiet.log" --workers "$WORKERS"
     start_fclog --workers "$WORKERS"
     start_fcacc --workers "$WORKERS"
-    start_fcign --workers "$WORKERS"
     # name|url|pid (the peer: its CPU per request is recorded), in the
     # order of the table.
     cfg=(
@@ -37,8 +36,6 @@ table1() {
         "fclog-tiny-ka|$(url fclog-ka /tiny)|$FCLOG_PID"
         "fcacc-tiny-off|$(url fcacc-off /tiny)|$FCACC_PID"
         "fcacc-tiny-ka|$(url fcacc-ka /tiny)|$FCACC_PID"
-        "fcign-tiny-off|$(url fcign-off /tiny)|$FCIGN_PID"
-        "fcign-tiny-ka|$(url fcign-ka /tiny)|$FCIGN_PID"
     )
     if [ -n "$FC_ALT" ]; then
         start_fcalt --workers "$WORKERS"
@@ -46,8 +43,8 @@ table1() {
               "fcalt-tiny-ka|$(url fcalt-ka /tiny)|$FCALT_PID")
     fi
     measure_round_robin "${cfg[@]}"
-    t_stop "$FCLOG_PID" "$FCACC_PID" "$FCIGN_PID" "$FC_PID" "$PHP_PID" \
-        "$FCALT_PID" "$CEIL_PID"
+    t_stop "$FCLOG_PID" "$FCACC_PID" "$FC_PID" "$PHP_PID" "$FCALT_PID" \
+        "$CEIL_PID"
     stop_bare
     table_end 1
 }
@@ -77,7 +74,7 @@ t1_ratio() {
 
 # write_table1: print table 1's section (Markdown) from $RAW.
 write_table1() {
-    local c1 c2 r1 r2 r3 r4 r5 r6 a1 a2 g1 g2
+    local c1 c2 r1 r2 r3 r4 r5 r6 a1 a2
     section_head "1. Tiny-request throughput through nginx (unix socket)"
     cat <<EOF
 Every peer with $WORKERS workers (threads or processes), as many as wrk's
@@ -90,11 +87,7 @@ upstream costs nothing.  fcgi-cancel and PHP-FPM without access log
 level and an access-log line per request, to files), and with the access
 log alone (to a file, at log level warn): the cost of writing the access
 log.  The work job's "job start" info line per request, one write(2)
-each, is what separates the two.  The last two rows are the quiet
-configuration with \`"abort_requests": "ignore"\`: the watcher watches a
-running job's connection for a hang-up only, and does not wake when the
-next request arrives on a kept connection (none of the front ends of
-docs/frontends.md sends FCGI_ABORT_REQUEST).
+each, is what separates the two.
 Medians of $RUNS runs, round robin over the configurations.
 
 | peer | nginx → peer | req/s (median) | runs | p50 ms | p99 ms | errors / timeouts / non-2xx (all runs) | ÷ nginx alone | ÷ ceiling, same mode | ÷ bare, same mode | ÷ bare, keep_conn off | ÷ PHP-FPM, same mode | peer CPU per request, µs | other load, max % of a CPU |
@@ -115,8 +108,6 @@ EOF
     t1_row fclog-tiny-ka "fcgi-cancel /tiny, default logging" ka
     t1_row fcacc-tiny-off "fcgi-cancel /tiny, access log alone" off
     t1_row fcacc-tiny-ka "fcgi-cancel /tiny, access log alone" ka
-    t1_row fcign-tiny-off "fcgi-cancel /tiny, \"abort_requests\": \"ignore\"" off
-    t1_row fcign-tiny-ka "fcgi-cancel /tiny, \"abort_requests\": \"ignore\"" ka
     if [ -n "$FC_ALT" ]; then
         t1_row fcalt-tiny-off "fcgi-cancel /tiny, FC_ALT build (\`$FC_ALT\`)" off
         t1_row fcalt-tiny-ka "fcgi-cancel /tiny, FC_ALT build (\`$FC_ALT\`)" ka
@@ -131,8 +122,6 @@ EOF
     r6=$(t1_ratio fc-ping-off bare-off)
     a1=$(t1_ratio fcacc-tiny-off fc-tiny-off)
     a2=$(t1_ratio fcacc-tiny-ka fc-tiny-ka)
-    g1=$(t1_ratio fcign-tiny-ka ceiling-ka)
-    g2=$(t1_ratio fcign-tiny-off ceiling-off)
     cat <<EOF
 
 "off": \`fastcgi_keep_conn off\`, a FastCGI connection per request; "ka":
@@ -144,8 +133,6 @@ held against its keep_conn-off figure, its best.
 |---|---:|---|
 | fcgi-cancel /tiny, keepalive ≥ 0.85 × the ceiling, keepalive | $c1 | $(verdict "$c1" ">=" 0.85) |
 | fcgi-cancel /tiny ≥ 0.80 × the ceiling (both keep_conn off) | $c2 | $(verdict "$c2" ">=" 0.80) |
-| the same with \`"abort_requests": "ignore"\` (for front ends that never send FCGI_ABORT_REQUEST), keepalive ≥ 0.85 | $g1 | $(verdict "$g1" ">=" 0.85) |
-| the same, keep_conn off ≥ 0.80 | $g2 | $(verdict "$g2" ">=" 0.80) |
 | fcgi-cancel /tiny ≥ 0.95 × bare responder (both keep_conn off) | $r1 | $(verdict "$r1" ">=" 0.95) |
 | fcgi-cancel /tiny, keepalive ≥ 0.95 × bare responder's best (keep_conn off) | $r2 | $(verdict "$r2" ">=" 0.95) |
 | fcgi-cancel /ping ≥ 0.95 × bare responder (both keep_conn off) | $r6 | $(verdict "$r6" ">=" 0.95) |

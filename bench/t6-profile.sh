@@ -102,7 +102,6 @@ table6() {
     start_bare "$WORKERS"
     start_fc "$T/fc-quiet.json" "$T/fc-quiet6.log" --workers "$WORKERS"
     start_fcalt --workers "$WORKERS"
-    start_fcign --workers "$WORKERS"
     warm "$(url fc-off /tiny)"
     warm "$(url bare-off /)"
     warm "$(url fc-ka /tiny)"
@@ -113,7 +112,6 @@ table6() {
         pstat ceiling-ka "$(url ceiling-ka /)" "$CEIL_PID"
         pstat fc-tiny-off "$(url fc-off /tiny)" "$FC_PID"
         pstat fc-tiny-ka "$(url fc-ka /tiny)" "$FC_PID"
-        pstat fcign-tiny-ka "$(url fcign-ka /tiny)" "$FCIGN_PID"
         if [ -n "$FC_ALT" ]; then
             pstat fcalt-tiny-off "$(url fcalt-off /tiny)" "$FCALT_PID"
             pstat fcalt-tiny-ka "$(url fcalt-ka /tiny)" "$FCALT_PID"
@@ -123,7 +121,7 @@ table6() {
     profile fc "$(url fc-off /tiny)" "$FC_PID"
     profile bare "$(url bare-off /)" "$BARE_PID"
     cp "$T/t6.pstat" "$RAW"
-    t_stop "$FCALT_PID" "$FCIGN_PID" "$FC_PID" "$CEIL_PID"
+    t_stop "$FCALT_PID" "$FC_PID" "$CEIL_PID"
     stop_bare
     table_end 6
 }
@@ -134,7 +132,6 @@ t6_label() {
     bare-*) echo "bare responder, ${1##*-}" ;;
     ceiling-*) echo "ceiling, ${1##*-}" ;;
     fcalt-*) echo "FC_ALT build, ${1##*-}" ;;
-    fcign-*) echo "fcgi-cancel, abort_requests ignore, ${1##*-}" ;;
     *) echo "fcgi-cancel, ${1##*-}" ;;
     esac
 }
@@ -157,7 +154,7 @@ system-call tracepoints counted meanwhile, so it is higher than table 1's
 EOF
     awk '{ split($1, a, "-"); m = a[length(a)];
            printf "| %s | %s | %s | %s | %s | %s | %s |\n",
-               (a[1] == "bare" ? "bare libfcgi responder" : a[1] == "ceiling" ? "ceiling (epoll, 1 thread)" : a[1] == "fcalt" ? "FC_ALT build /tiny" : a[1] == "fcign" ? "fcgi-cancel /tiny, `\"abort_requests\": \"ignore\"`" : "fcgi-cancel /tiny"),
+               (a[1] == "bare" ? "bare libfcgi responder" : a[1] == "ceiling" ? "ceiling (epoll, 1 thread)" : a[1] == "fcalt" ? "FC_ALT build /tiny" : "fcgi-cancel /tiny"),
                m, $2, $3, $4, $5, $6 }' "$T/t6.pstat"
     cat <<EOF
 

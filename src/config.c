@@ -126,12 +126,6 @@ static const char *const log_levels[] = {
     "error", "warn", "info", "debug", NULL
 };
 
-/* The names of enum config_aborts, in its order. */
-static const char *const abort_names[] = { "watch", "ignore", NULL };
-
-_Static_assert(nitems(abort_names) == CONFIG_ABORTS__MAX + 1,
-    "abort_names matches enum config_aborts");
-
 _Static_assert(nitems(log_levels) == LOG_LEVEL__MAX + 1,
     "log_levels matches enum log_level");
 
@@ -196,9 +190,6 @@ static const struct config_key config_keys[] = {
     { .name = "peer_timeout_ms", .type = CONFIG_INT,
       .offset = offsetof(struct config, peer_timeout_ms),
       .min = 0, .max = CONFIG_MS_MAX, .def = 30000 },
-    { .name = "abort_requests", .type = CONFIG_ENUM,
-      .offset = offsetof(struct config, abort_requests),
-      .def = CONFIG_ABORTS_WATCH, .names = abort_names },
     { .name = "routes", .type = CONFIG_CUSTOM, .set = set_routes },
 };
 
@@ -206,7 +197,7 @@ static const struct config_key config_keys[] = {
 static const char *const restart_keys[] = {
     "listen", "socket_mode", "socket_group", "user", "group", "workers",
     "worker_stack_kb", "max_connections", "max_arriving_bytes",
-    "peer_timeout_ms", "abort_requests", NULL
+    "peer_timeout_ms", NULL
 };
 
 /* Is name one of restart_keys? */

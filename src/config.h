@@ -28,15 +28,6 @@
 #define CONFIG_FILE_MAX             (16L << 20)     /* larger files: error */
 #define CONFIG_CONNECTIONS_MAX      1000000
 
-/* "abort_requests": whether the watcher reads FCGI_ABORT_REQUEST records
- * that arrive while a job runs. */
-enum config_aborts {
-    CONFIG_ABORTS_WATCH,        /* cancel the job (the default) */
-    CONFIG_ABORTS_IGNORE,       /* read only after the job (no front end
-                                   of docs/frontends.md sends them) */
-    CONFIG_ABORTS__MAX
-};
-
 struct config {
     char           *listen;         /* NULL: an inherited socket */
     mode_t          socket_mode;    /* of a unix socket we bind; 0660 */
@@ -58,7 +49,6 @@ struct config {
     long            max_connections;/* 1..1000000; 10000 */
     long            max_arriving_bytes;/* 0 (none)..1 TiB; 64 MiB */
     long            peer_timeout_ms;/* 0 (off)..86400000; 30000 */
-    int             abort_requests; /* enum config_aborts; watch */
     struct router   routes;         /* in order; the first match wins */
     unsigned        parse_flags;    /* the HANDLER_* flags config_parse()
                                        built the routes with */

@@ -725,7 +725,6 @@ main(int argc, char **argv)
     pc.max_connections = cfg.max_connections;
     pc.max_arriving_bytes = (size_t)cfg.max_arriving_bytes;
     pc.peer_timeout_ms = cfg.peer_timeout_ms;
-    pc.watch_aborts = cfg.abort_requests == CONFIG_ABORTS_WATCH;
     nroutes = cfg.routes.n;
     /* The configuration becomes generation 1 (cfg is left empty). */
     if ((gen = gen_new(&cfg, &cause)) == NULL) {

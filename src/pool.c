@@ -859,8 +859,7 @@ pool_new(int lfd, const struct pool_config *cfg, fc_token *server_tok,
     ev.data.u64 = EV_TIMER;
     epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->timerfd, &ev);
 
-    if ((p->watcher = watcher_new(cfg->workers,
-        cfg->watch_aborts ? 0 : WATCHER_NO_ABORTS, cause)) == NULL)
+    if ((p->watcher = watcher_new(cfg->workers, cause)) == NULL)
         goto fail_cause;
     stats_set_watcher(p->watcher);
     if ((p->serve = serve_new(server_tok, p->watcher)) == NULL) {

@@ -29,8 +29,6 @@ struct pool_config {
                                        arriving ones are dropped; 0: none */
     long        peer_timeout_ms;    /* TCP keepalive and TCP_USER_TIMEOUT
                                        on accepted TCP connections; 0: off */
-    int         watch_aborts;       /* watch running jobs' connections for
-                                       FCGI_ABORT_REQUEST */
 };
 
 struct pool;

@@ -30,9 +30,8 @@
  * last slot adds EPOLLIN to the armed pooled connections
  * (watcher_exhausted()); they keep it until their next arm with a worker
  * free.  A connection's first request (not yet pooled), a connection the
- * front end does not keep, and conn 0 are registered with EPOLLIN.  With
- * abort records ignored (WATCHER_NO_ABORTS), never.  Its events, while a
- * slot is armed with it:
+ * front end does not keep, and conn 0 are registered with EPOLLIN.  Its
+ * events, while a slot is armed with it:
  *
  *   - EPOLLHUP, EPOLLERR, EPOLLRDHUP, or a peek that reads 0 bytes or fails
  *     (ECONNRESET): the front end closed or half-closed the connection ->
@@ -155,7 +154,6 @@ struct watcher {
     struct slot     *slots;         /* protected by mtx */
     int              nslots;
     int              narmed;        /* slots armed; mtx */
-    int              aborts;        /* watch for FCGI_ABORT_REQUEST */
     struct wfd      *fds;           /* protected by mtx */
     int              nfds;          /* entries in fds */
     uint64_t         timer_next;    /* protected by mtx: 0 = timer off */
@@ -469,7 +467,7 @@ watcher_main(void *arg)
 }
 
 struct watcher *
-watcher_new(int nslots, int flags, char **cause)
+watcher_new(int nslots, char **cause)
 {
     struct watcher     *w;
     struct epoll_event  ev;
@@ -483,7 +481,6 @@ watcher_new(int nslots, int flags, char **cause)
         goto fail;
     }
     w->nslots = nslots;
-    w->aborts = (flags & WATCHER_NO_ABORTS) == 0;
     w->epfd = w->wakefd = w->timerfd = -1;
     xmutex_init(&w->mtx);
     pthread_cond_init(&w->idle, NULL);
@@ -575,16 +572,16 @@ watcher_fd(struct watcher *w, int fd)
  * The events to register fd for (mtx held).  Without EPOLLIN, bytes that
  * arrive (an abort, or the next request on a kept connection) do not wake
  * the thread; a hang-up still does (EPOLLRDHUP, and EPOLLHUP and EPOLLERR,
- * always reported).  EPOLLIN is left out when abort records are ignored,
- * and for a pooled connection (the pool's epoll set sees its bytes, and
- * the poller that gets them calls watcher_poke()) unless every slot is
- * armed: then no worker waits for events, and this thread must see them.
+ * always reported).  EPOLLIN is left out for a pooled connection (the
+ * pool's epoll set sees its bytes, and the poller that gets them calls
+ * watcher_poke()) unless every slot is armed: then no worker waits for
+ * events, and this thread must see them.
  */
 static uint32_t
 watcher_want(const struct watcher *w, int pooled)
 {
-    return EPOLLRDHUP | EPOLLET | (w->aborts && (!pooled ||
-        w->narmed >= w->nslots) ? EPOLLIN : 0);
+    return EPOLLRDHUP | EPOLLET |
+        (!pooled || w->narmed >= w->nslots ? EPOLLIN : 0);
 }
 
 /* (Re-)register fd of entry f for events (mtx held).  Return 0, or -1
@@ -674,7 +671,7 @@ watcher_poke(struct watcher *w, int fd)
     struct epoll_event ev;
 
     xmutex_lock(&w->mtx);
-    if (!w->aborts || fd < 0 || fd >= w->nfds || w->fds[fd].slot < 0 ||
+    if (fd < 0 || fd >= w->nfds || w->fds[fd].slot < 0 ||
         (w->fds[fd].events & EPOLLIN) != 0) {
         xmutex_unlock(&w->mtx);
         return;     /* nothing running on it, or this thread sees it */
@@ -719,7 +716,7 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
             token_ref(gone);
         }
     }
-    if (w->aborts && w->narmed == w->nslots)
+    if (w->narmed == w->nslots)
         watcher_exhausted(w);
     if ((next = slot_next(s)) != 0 &&
         (w->timer_next == 0 || next < w->timer_next))

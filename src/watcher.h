@@ -14,16 +14,11 @@
 
 struct watcher;
 
-/* watcher_new()'s flags. */
-#define WATCHER_NO_ABORTS   0x1     /* do not watch for FCGI_ABORT_REQUEST
-                                       (the front end never sends it) */
-
 /*
  * Return a watcher with nslots slots (one per worker), or NULL with *cause
- * set (caller frees).  Its thread starts at once.  flags: 0 or
- * WATCHER_NO_ABORTS.
+ * set (caller frees).  Its thread starts at once.
  */
-struct watcher *watcher_new(int nslots, int flags, char **cause);
+struct watcher *watcher_new(int nslots, char **cause);
 
 /* Stop the thread and free the watcher; no slot may be armed. */
 void        watcher_free(struct watcher *w);

@@ -92,23 +92,3 @@ out=$("$FCGI_CLIENT" -R "$T/req.bin" -t 5000 "$FCGI_ADDR" 2>&1) ||
 grep -q '"Work completed for stray"' <<< "$out" ||
     t_fail "stray bytes cancelled the job: $out"
 t_ok "stray bytes on the connection do not cancel"
-
-# "abort_requests": "ignore": abort records are read after the job, which
-# runs to its end; a hang-up still cancels; a kept connection stays in step.
-t_stop_server TERM 5000 || t_fail "stop"
-printf '{ "abort_requests": "ignore" }\n' > "$T/ignore.json"
-t_start_server --workers 4 --config "$T/ignore.json"
-out=$(t_fcgi -u '/cancel_event?steps=2&step_ms=300&task_param=ign1' -a 100 \
-    -t 5000 2>&1) || t_fail "ignore: $out"
-grep -q '"Work completed for ign1"' <<< "$out" ||
-    t_fail "an ignored abort did not let the job end: $out"
-grep -q 'end_request id=1 .*protocol_status=0' <<< "$out" ||
-    t_fail "no FCGI_END_REQUEST: $out"
-! t_log_has 'job cancelled reason=aborted' ||
-    t_fail "a job was cancelled by an abort record under ignore"
-out=$(t_fcgi -k -n 2 -i 7 -u '/cancel_event?steps=1&step_ms=200&task_param=ign2' \
-    -a 100 -t 5000 2>&1) || t_fail "ignore, kept connection: $out"
-[ "$(grep -o '"Work completed for ign2"' <<< "$out" | wc -l)" -eq 2 ] ||
-    t_fail "two requests after ignored aborts on a kept connection: $out"
-half_close_cancels ignhalf
-t_ok "abort_requests ignore: the job ends, a kept connection stays in step, a half-close cancels"

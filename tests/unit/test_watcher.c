@@ -154,7 +154,7 @@ new_watcher(int n)
     struct watcher *w;
     char           *cause = NULL;
 
-    if ((w = watcher_new(n, 0, &cause)) == NULL) {
+    if ((w = watcher_new(n, &cause)) == NULL) {
         fprintf(stderr, "watcher_new: %s\n", cause != NULL ? cause : "?");
         free(cause);
     }
