@@ -62,7 +62,10 @@
  *
  * While no slot is armed with it (the connection is idle, or a worker is
  * reading its next request) its events are dropped, but a hang-up is
- * remembered, so a front end that left before the arm is seen at the arm.
+ * remembered, so a front end that left before the arm is seen at the arm;
+ * so are bytes (an event, or a poke), which the arm peeks at once: an
+ * abort that came after the worker's last read and before the arm is not
+ * missed (the worker cancels a request whose abort it read itself).
  *
  * The watcher never does socket I/O under its lock, and so never makes a
  * worker wait for a peer: it marks the slot busy under the lock, peeks,
@@ -133,6 +136,8 @@ struct wfd {
     uint32_t         gen;           /* of the registration, in events */
     int              slot;          /* armed with it; -1: none */
     int              gone;          /* hung up while no slot was armed */
+    int              bytes;         /* bytes came while no slot was armed:
+                                       peek at the next arm */
     uint32_t         events;        /* of the registration */
 };
 
@@ -350,9 +355,12 @@ watcher_event(struct watcher *w, uint64_t data, uint32_t events,
         return FC_REASON_NONE;
     f = &w->fds[fd];
     if (f->slot < 0) {
-        /* Idle or being read: remember a hang-up for the next arm. */
+        /* Idle or being read: remember a hang-up, or bytes that the
+         * worker may not have read, for the next arm. */
         if (hup)
             f->gone = 1;
+        if (events & EPOLLIN)
+            f->bytes = 1;
         return FC_REASON_NONE;
     }
     s = *sp = &w->slots[f->slot];
@@ -633,6 +641,9 @@ watcher_register(struct watcher *w, int slot, int fd, uint64_t conn,
     f->gen++;
     f->conn = conn != 0 ? conn : UINT64_MAX;
     f->gone = 0;
+    /* Without EPOLLIN the ADD reports no bytes that came before it (the
+     * pokes meanwhile found no entry of this connection): peek once. */
+    f->bytes = (want & EPOLLIN) == 0;
     f->slot = slot;
     if (watcher_ctl(w, fd, f, want, EPOLL_CTL_ADD) != 0) {
         f->conn = 0;
@@ -665,21 +676,40 @@ watcher_exhausted(struct watcher *w)
     }
 }
 
-void
-watcher_poke(struct watcher *w, int fd)
+/* Peek at fd as an EPOLLIN event of its current registration would. */
+static void
+watcher_peek_now(struct watcher *w, int fd)
 {
     struct epoll_event ev;
 
     xmutex_lock(&w->mtx);
-    if (fd < 0 || fd >= w->nfds || w->fds[fd].slot < 0 ||
-        (w->fds[fd].events & EPOLLIN) != 0) {
-        xmutex_unlock(&w->mtx);
-        return;     /* nothing running on it, or this thread sees it */
-    }
     ev.events = EPOLLIN;
     ev.data.u64 = ((uint64_t)w->fds[fd].gen << 32) | (uint32_t)fd;
     xmutex_unlock(&w->mtx);
     (void)watcher_events(w, &ev, 1);
+}
+
+void
+watcher_poke(struct watcher *w, int fd)
+{
+    struct wfd *f;
+
+    xmutex_lock(&w->mtx);
+    if (fd < 0 || fd >= w->nfds) {
+        xmutex_unlock(&w->mtx);
+        return;     /* never armed: the arm's ADD peeks */
+    }
+    f = &w->fds[fd];
+    if (f->slot < 0 || (f->events & EPOLLIN) != 0) {
+        /* Nothing running on it (its next arm peeks if the worker may
+         * not have read them), or this thread sees them itself. */
+        if (f->slot < 0 && f->conn != 0)
+            f->bytes = 1;
+        xmutex_unlock(&w->mtx);
+        return;
+    }
+    xmutex_unlock(&w->mtx);
+    watcher_peek_now(w, fd);
 }
 
 int
@@ -688,7 +718,7 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
     struct slot        *s = &w->slots[slot];
     uint64_t            next;
     fc_token           *gone = NULL;
-    int                 rc = 0;
+    int                 rc = 0, peek = 0;
 
     xmutex_lock(&w->mtx);
     if (!s->armed)
@@ -714,6 +744,11 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
         if (rc == 0 && w->fds[wa->fd].gone) {
             gone = wa->tok;     /* it hung up before the arm */
             token_ref(gone);
+        } else if (rc == 0 && w->fds[wa->fd].bytes) {
+            /* Bytes came while no slot was armed (the request's own, or
+             * an abort behind it that the worker has not read). */
+            w->fds[wa->fd].bytes = 0;
+            peek = 1;
         }
     }
     if (w->narmed == w->nslots)
@@ -726,6 +761,8 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
         token_cancel(gone, FC_CLIENT_GONE);
         token_unref(gone);
     }
+    if (peek)
+        watcher_peek_now(w, wa->fd);
     return rc;
 }
 

@@ -109,7 +109,8 @@ void        watcher_disarm(struct watcher *w, int slot);
  * Bytes came on fd, a pooled connection (struct watch) that a worker
  * owns: if a job is armed with it, peek at them for an
  * FCGI_ABORT_REQUEST, on the caller's thread, as the watcher's thread
- * does for the connections it watches for bytes itself.
+ * does for the connections it watches for bytes itself; if none is, the
+ * next arm with fd peeks.
  */
 void        watcher_poke(struct watcher *w, int fd);
 

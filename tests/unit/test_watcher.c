@@ -48,6 +48,11 @@
     watcher_arm((w), (slot), &(struct watch){ .fd = (fd_), .reqid = (id), \
         .tok = (tok_), .deadline_ns = (deadline) })
 
+/* Arm a pooled connection (struct watch): conn is its number. */
+#define ARM_POOLED(w, slot, fd_, id, tok_, conn_) \
+    watcher_arm((w), (slot), &(struct watch){ .fd = (fd_), .reqid = (id), \
+        .tok = (tok_), .conn = (conn_), .pooled = 1 })
+
 #define MS          1000000ull      /* nanoseconds in a millisecond */
 #define NPAIRS      16
 #define REQID       1
@@ -1038,6 +1043,91 @@ test_slow_and_jobs(void)
     watcher_free(w);
 }
 
+/* ---- pooled connections ------------------------------------------ */
+
+/* A pooled connection's abort reaches the watcher through the poller's
+ * watcher_poke(), which cancels on the caller's thread; the watcher's own
+ * thread does not wake for its bytes while a slot is free. */
+static void
+test_pooled_poke(void)
+{
+    struct watcher *w = new_watcher(2);
+    struct conn     c;
+    unsigned char   rec[8];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
+    CU_ASSERT_EQUAL(ARM_POOLED(w, 0, c.sv[0], 7, c.tok, 1), 0);
+    record_header(rec, FCGI_ABORT_REQUEST, 7, 0, 0);
+    CU_ASSERT_EQUAL(write_all(c.sv[1], rec, sizeof rec), 0);
+    CU_ASSERT_EQUAL(fc_token_wait(c.tok, 100), 0);
+    CU_ASSERT_FALSE(nothing_waiting(c.sv[0]));
+    watcher_poke(w, c.sv[0]);
+    CU_ASSERT_TRUE(fc_token_cancelled(c.tok));
+    CU_ASSERT_EQUAL(fc_token_reason(c.tok), FC_ABORTED);
+    CU_ASSERT_TRUE(nothing_waiting(c.sv[0]));
+    watcher_disarm(w, 0);
+    conn_close(&c);
+    watcher_free(w);
+}
+
+/* Bytes poked while no slot is armed with the connection (they came
+ * between the worker's last read and the arm) are peeked at by the arm. */
+static void
+test_pooled_bytes_before_arm(void)
+{
+    struct watcher *w = new_watcher(2);
+    struct conn     c;
+    unsigned char   rec[8];
+    fc_token       *next;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_EQUAL_FATAL(conn_open(&c), 0);
+    CU_ASSERT_EQUAL(ARM_POOLED(w, 0, c.sv[0], 7, c.tok, 1), 0);
+    watcher_disarm(w, 0);
+    record_header(rec, FCGI_ABORT_REQUEST, 8, 0, 0);
+    CU_ASSERT_EQUAL(write_all(c.sv[1], rec, sizeof rec), 0);
+    watcher_poke(w, c.sv[0]);
+    next = token_new(NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(next);
+    CU_ASSERT_EQUAL(ARM_POOLED(w, 0, c.sv[0], 8, next, 1), 0);
+    CU_ASSERT_TRUE(fc_token_cancelled(next));
+    CU_ASSERT_EQUAL(fc_token_reason(next), FC_ABORTED);
+    CU_ASSERT_FALSE(fc_token_cancelled(c.tok));
+    watcher_disarm(w, 0);
+    token_unref(next);
+    conn_close(&c);
+    watcher_free(w);
+}
+
+/* When the arm of another job takes the last slot, no worker is left to
+ * wait for events: the watcher watches the pooled connections' bytes
+ * itself, and finds an abort that came before. */
+static void
+test_pooled_exhausted(void)
+{
+    struct watcher *w = new_watcher(2);
+    struct conn     a, b;
+    unsigned char   rec[8];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_EQUAL_FATAL(conn_open(&a), 0);
+    CU_ASSERT_EQUAL_FATAL(conn_open(&b), 0);
+    CU_ASSERT_EQUAL(ARM_POOLED(w, 0, a.sv[0], 7, a.tok, 1), 0);
+    record_header(rec, FCGI_ABORT_REQUEST, 7, 0, 0);
+    CU_ASSERT_EQUAL(write_all(a.sv[1], rec, sizeof rec), 0);
+    CU_ASSERT_EQUAL(fc_token_wait(a.tok, 100), 0);
+    CU_ASSERT_EQUAL(ARM_POOLED(w, 1, b.sv[0], 7, b.tok, 2), 0);
+    CU_ASSERT(cancelled_within(a.tok, 1000, now_ns()) >= 0);
+    CU_ASSERT_EQUAL(fc_token_reason(a.tok), FC_ABORTED);
+    CU_ASSERT_FALSE(fc_token_cancelled(b.tok));
+    watcher_disarm(w, 0);
+    watcher_disarm(w, 1);
+    conn_close(&a);
+    conn_close(&b);
+    watcher_free(w);
+}
+
 static CU_TestInfo classify_tests[] = {
     { "empty", test_classify_empty },
     { "partial header", test_classify_partial_header },
@@ -1065,6 +1155,13 @@ static CU_TestInfo thread_tests[] = {
     CU_TEST_INFO_NULL
 };
 
+static CU_TestInfo pooled_tests[] = {
+    { "an abort through watcher_poke()", test_pooled_poke },
+    { "bytes poked before the arm", test_pooled_bytes_before_arm },
+    { "every slot armed: the watcher sees bytes", test_pooled_exhausted },
+    CU_TEST_INFO_NULL
+};
+
 static CU_TestInfo deadline_tests[] = {
     { "deadline", test_deadline },
     { "deadline already past", test_deadline_past },
@@ -1084,6 +1181,7 @@ static CU_SuiteInfo suites[] = {
     { "proto_classify", NULL, NULL, NULL, NULL, classify_tests },
     { "watcher thread", NULL, NULL, NULL, NULL, thread_tests },
     { "watcher deadlines and slots", NULL, NULL, NULL, NULL, deadline_tests },
+    { "pooled connections", NULL, NULL, NULL, NULL, pooled_tests },
     CU_SUITE_INFO_NULL
 };
 
