@@ -309,52 +309,55 @@ dash(const char *s)
     return s != NULL && *s != '\0' ? s : "-";
 }
 
-/* The request's arrival time (now if unknown) as broken-down UTC. */
-static void
-entry_time(const struct accesslog_entry *e, struct tm *tm, long *usec)
+/* Return the request's arrival time (now if unknown) in seconds since
+ * the epoch, and its microseconds in *usec. */
+static int64_t
+entry_time(const struct accesslog_entry *e, long *usec)
 {
     struct timespec ts;
-    time_t          sec;
 
     if (e->start_real_ns > 0) {
-        sec = (time_t)(e->start_real_ns / 1000000000);
         *usec = (long)(e->start_real_ns % 1000000000 / 1000);
-    } else {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        sec = ts.tv_sec;
-        *usec = ts.tv_nsec / 1000;
+        return e->start_real_ns / 1000000000;
     }
-    utc_tm(sec, tm);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    *usec = ts.tv_nsec / 1000;
+    return ts.tv_sec;
+}
+
+/* The duration in ms with three decimals, rounded, into d[32]: what
+ * "%.3f" of ns / 1e6 writes, without the floating-point formatter. */
+static const char *
+duration_ms(char *d, uint64_t ns)
+{
+    uint64_t us = (ns + 500) / 1000;
+
+    snprintf(d, 32, "%llu.%03u", (unsigned long long)(us / 1000),
+        (unsigned)(us % 1000));
+    return d;
 }
 
 /* Today's format: "TIME access req=ID METHOD "PATH?Q" STATUS D.DDDms". */
 static int
 format_default(char *line, size_t size, const struct accesslog_entry *e)
 {
-    char        ts[40], epath[1024], eq[1024];
-    struct tm   tm;
-    long        usec;
+    char        ts[UTC_STAMP_SIZE + 1], epath[1024], eq[1024], d[32];
     const char *q = e->query != NULL ? e->query : "";
-    int         n = 0;
 
     if (!log_journal()) {
         struct timespec now;
-        time_t          sec;
 
         clock_gettime(CLOCK_REALTIME, &now);
-        sec = now.tv_sec;
-        utc_tm(sec, &tm);
-        usec = now.tv_nsec / 1000;
-        n = (int)strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(ts + n, sizeof ts - (size_t)n, ".%06ldZ ", usec);
+        ts[utc_stamp(ts, now.tv_sec, now.tv_nsec / 1000)] = ' ';
+        ts[UTC_STAMP_SIZE] = '\0';
     } else {
         strcpy(ts, "<6>");
     }
-    return snprintf(line, size, "%saccess req=%llu %s \"%s%s%s\" %d %.3fms%s%s"
+    return snprintf(line, size, "%saccess req=%llu %s \"%s%s%s\" %d %sms%s%s"
         "\n", ts, (unsigned long long)e->id, dash(e->method),
         log_escape(epath, sizeof epath, e->path), *q != '\0' ? "?" : "",
         log_escape(eq, sizeof eq, q), e->status,
-        (double)e->duration_ns / 1e6, e->reason != NULL ? " reason=" : "",
+        duration_ms(d, e->duration_ns), e->reason != NULL ? " reason=" : "",
         e->reason != NULL ? e->reason : "");
 }
 
@@ -372,7 +375,7 @@ format_combined(char *line, size_t size, const struct accesslog_entry *e)
     long        usec;
     const char *q = e->query != NULL ? e->query : "";
 
-    entry_time(e, &tm, &usec);
+    utc_tm(entry_time(e, &usec), &tm);
     strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
     snprintf(req, sizeof req, "%s %s%s%s %s",
         log_escape(addr, sizeof addr, dash(e->method)),
@@ -411,16 +414,15 @@ static int
 format_json(char *line, size_t size, const struct accesslog_entry *e)
 {
     json_object *o = json_object_new_object();
-    struct tm    tm;
     long         usec;
-    char         when[48], dur[32];
-    int          n, len;
+    char         when[UTC_STAMP_SIZE], dur[32];
+    int          len;
+    int64_t      sec;
 
     if (o == NULL)
         return -1;
-    entry_time(e, &tm, &usec);
-    n = (int)strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - (size_t)n, ".%06ldZ", usec);
+    sec = entry_time(e, &usec);
+    utc_stamp(when, sec, usec);
     json_object_object_add(o, "time", json_object_new_string(when));
     json_object_object_add(o, "id", json_object_new_uint64(e->id));
     json_str(o, "remote_addr", e->remote_addr);
@@ -435,9 +437,9 @@ format_json(char *line, size_t size, const struct accesslog_entry *e)
     json_str(o, "user_agent", e->user_agent);
     json_str(o, "route", e->route);
     /* Three decimals, not json-c's seventeen digits. */
-    snprintf(dur, sizeof dur, "%.3f", (double)e->duration_ns / 1e6);
     json_object_object_add(o, "duration_ms",
-        json_object_new_double_s((double)e->duration_ns / 1e6, dur));
+        json_object_new_double_s((double)e->duration_ns / 1e6,
+        duration_ms(dur, e->duration_ns)));
     json_str(o, "reason", e->reason);
     len = snprintf(line, size, "%s%s\n", log_journal() ? "<6>" : "",
         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
@@ -452,22 +454,20 @@ static int (*const formats[ACCESSLOG_FORMAT__MAX])(char *, size_t,
 };
 
 /*
- * A line is formatted on the stack when it fits in LINE_STACK_LEN bytes,
+ * accesslog_write() in format fmt.  A line is formatted on the stack
+ * when it fits in LINE_STACK_LEN bytes,
  * else once more into the heap: a worker's stack pages, once touched,
  * stay its own, so a buffer of LINE_MAX_LEN there would cost every worker
  * that logs two more pages (and a page fault each, the first time).
  */
-void
-accesslog_write(const struct accesslog_entry *e)
+static void
+accesslog_write_fmt(const struct accesslog_entry *e, int fmt)
 {
     char          small[LINE_STACK_LEN], *line = small, *big = NULL;
     struct shard *sh;
-    int           fmt, n;
+    int           n;
     size_t        len, size = sizeof small;
 
-    if (atomic_load_explicit(&off, memory_order_relaxed))
-        return;
-    fmt = atomic_load_explicit(&format, memory_order_relaxed);
     n = formats[fmt](line, size, e);
     if (n >= (int)size && (big = malloc(LINE_MAX_LEN)) != NULL) {
         line = big;
@@ -497,31 +497,45 @@ out:
 }
 
 void
+accesslog_write(const struct accesslog_entry *e)
+{
+    if (atomic_load_explicit(&off, memory_order_relaxed))
+        return;
+    accesslog_write_fmt(e, atomic_load_explicit(&format,
+        memory_order_relaxed));
+}
+
+void
 accesslog_request(const fc_request *req, const char *route, int status,
     uint64_t bytes, uint64_t duration_ns, const char *reason)
 {
     struct accesslog_entry  e;
     struct timespec         now;
+    int                     fmt;
 
     if (atomic_load_explicit(&off, memory_order_relaxed))
         return;
+    fmt = atomic_load_explicit(&format, memory_order_relaxed);
     clock_gettime(CLOCK_REALTIME, &now);
     memset(&e, 0, sizeof e);
     e.id = fc_request_id(req);
     e.start_real_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
         (int64_t)duration_ns;
-    e.remote_addr = fc_request_param(req, "REMOTE_ADDR");
-    e.remote_user = fc_request_param(req, "REMOTE_USER");
     e.method = fc_request_method(req);
     e.path = fc_request_path(req);
     e.query = fc_request_param(req, "QUERY_STRING");
-    e.protocol = fc_request_param(req, "SERVER_PROTOCOL");
-    e.referer = fc_request_param(req, "HTTP_REFERER");
-    e.user_agent = fc_request_param(req, "HTTP_USER_AGENT");
+    /* Each lookup walks the params: only for the formats that show them. */
+    if (fmt != ACCESSLOG_DEFAULT) {
+        e.remote_addr = fc_request_param(req, "REMOTE_ADDR");
+        e.remote_user = fc_request_param(req, "REMOTE_USER");
+        e.protocol = fc_request_param(req, "SERVER_PROTOCOL");
+        e.referer = fc_request_param(req, "HTTP_REFERER");
+        e.user_agent = fc_request_param(req, "HTTP_USER_AGENT");
+    }
     e.route = route;
     e.status = status;
     e.bytes = bytes;
     e.duration_ns = duration_ns;
     e.reason = reason;
-    accesslog_write(&e);
+    accesslog_write_fmt(&e, fmt);
 }

@@ -90,7 +90,7 @@ log_format(char *line, size_t size, const struct timeval *tv,
     const char *prefix, const char *tag, int err, const char *fmt,
     va_list ap, int *cut)
 {
-    struct tm   tm;
+    char        stamp[UTC_STAMP_SIZE];
     size_t      n;
     int         r;
 
@@ -98,11 +98,9 @@ log_format(char *line, size_t size, const struct timeval *tv,
         r = snprintf(line, size, "%s%s ", prefix, tag);
         n = (size_t)r;
     } else {
-        utc_tm(tv->tv_sec, &tm);
-        n = strftime(line, size, "%Y-%m-%dT%H:%M:%S", &tm);
-        r = snprintf(line + n, size - n, ".%06ldZ %s ",
-            (long)tv->tv_usec, tag);
-        n += (size_t)r;
+        utc_stamp(stamp, tv->tv_sec, (long)tv->tv_usec);
+        r = snprintf(line, size, "%s %s ", stamp, tag);
+        n = (size_t)r;
     }
     r = vsnprintf(line + n, size - n, fmt, ap);
     if (r < 0)

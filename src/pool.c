@@ -140,6 +140,27 @@
 #define READ_MIN            4096
 #define READ_CHUNK          65536
 
+/* A worker's spare first buffer: the one a connection gave back when it
+ * went idle, for the next connection this worker reads, so that a small
+ * request costs no malloc() and free() of READ_MIN bytes (a large-bin
+ * size, which also makes malloc consolidate its fast bins).  Freed when
+ * the worker ends. */
+static _Thread_local char  *read_spare;
+
+/* Give c's empty buffer of pending bytes up: kept as the worker's spare
+ * if it is a first buffer and the worker has none, else freed. */
+static void
+conn_pending_drop(struct conn *c)
+{
+    if (c->pending.data != NULL && c->pending.size == READ_MIN &&
+        read_spare == NULL) {
+        read_spare = c->pending.data;
+        c->pending = (struct buf){ NULL, 0, 0 };
+        return;
+    }
+    buf_free(&c->pending);
+}
+
 /* ---- the gate (see Pollers) ---------------------------------------- */
 
 /* Take a poller's place if one is free (any: even if none is, to quit).
@@ -284,7 +305,7 @@ conn_wait(struct pool *p, struct conn *c, uint32_t events)
     void              *again;
 
     if (c->pending.len == 0)
-        buf_free(&c->pending);          /* idle: no buffer kept */
+        conn_pending_drop(c);           /* idle: no buffer kept */
     if (pool_draining(p) && !hold) {
         conn_close(p, c);
         return 1;
@@ -465,6 +486,11 @@ conn_read(struct conn *c)
 
     if (room > READ_CHUNK)
         room = READ_CHUNK;
+    if (c->pending.data == NULL && read_spare != NULL) {
+        c->pending = (struct buf){ read_spare, 0, READ_MIN };
+        c->pending.data[0] = '\0';
+        read_spare = NULL;
+    }
     if (c->pending.size > c->pending.len + 1 + room)
         room = c->pending.size - c->pending.len - 1;
     if (buf_reserve(&c->pending, room) != 0) {
@@ -505,7 +531,7 @@ worker_request(struct worker *wk, struct conn *c)
         return 0;
     }
     if (c->pending.len == 0)
-        buf_free(&c->pending);      /* not held while the job runs */
+        conn_pending_drop(c);       /* not held while the job runs */
     verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, c->id,
         c->reg != 0, &c->rq, &c->pending);
     if (wk->gen->number != gen_number()) {
@@ -741,6 +767,8 @@ worker_main(void *arg)
         atomic_fetch_sub_explicit(&stats.busy, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&p->busy, 1, memory_order_release);
     }
+    free(read_spare);
+    read_spare = NULL;
     return NULL;
 }
 

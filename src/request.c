@@ -448,29 +448,31 @@ response_put(fc_response *resp, const char *p, size_t len)
     return 0;
 }
 
-/* Send the CGI header block once. */
+/* Send the CGI header block once, into the output stream's buffer (a
+ * small response then goes out in one write). */
 static int
 response_commit(fc_response *resp)
 {
-    struct buf h = { 0 };
-    int        rc;
+    static const char   ctype[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    const char         *reason = http_reason(resp->status);
+    char                st[16] = "Status: ";
 
     if (resp->committed)
         return resp->failed ? -1 : 0;
     resp->committed = 1;
-    if (buf_printf(&h, "Status: %d %s\r\n", resp->status,
-        http_reason(resp->status)) != 0 ||
-        (resp->headers.len > 0 &&
-        buf_add(&h, resp->headers.data, resp->headers.len) != 0) ||
+    /* fc_response_status() keeps status within 100..999. */
+    st[8] = (char)('0' + resp->status / 100);
+    st[9] = (char)('0' + resp->status / 10 % 10);
+    st[10] = (char)('0' + resp->status % 10);
+    st[11] = ' ';
+    if (response_put(resp, st, 12) != 0 ||
+        response_put(resp, reason, strlen(reason)) != 0 ||
+        response_put(resp, "\r\n", 2) != 0 ||
+        response_put(resp, resp->headers.data, resp->headers.len) != 0 ||
         (!resp->has_type &&
-        buf_printf(&h, "Content-Type: text/plain; charset=utf-8\r\n") != 0) ||
-        buf_add(&h, "\r\n", 2) != 0) {
-        buf_free(&h);
+        response_put(resp, ctype, sizeof ctype - 1) != 0))
         return -1;
-    }
-    rc = response_put(resp, h.data, h.len);
-    buf_free(&h);
-    return rc;
+    return response_put(resp, "\r\n", 2);
 }
 
 int
@@ -490,8 +492,10 @@ fc_response_header(fc_response *resp, const char *name, const char *value)
         strpbrk(value, "\r\n") != NULL || strcasecmp(name, "Status") == 0)
         return -1;
     xmutex_lock(&resp->mtx);
-    if (resp->committed ||
-        buf_printf(&resp->headers, "%s: %s\r\n", name, value) != 0)
+    if (resp->committed || buf_add(&resp->headers, name, strlen(name)) != 0 ||
+        buf_add(&resp->headers, ": ", 2) != 0 ||
+        buf_add(&resp->headers, value, strlen(value)) != 0 ||
+        buf_add(&resp->headers, "\r\n", 2) != 0)
         return response_unlock(resp, -1);
     if (strcasecmp(name, "Content-Type") == 0)
         resp->has_type = 1;

@@ -94,14 +94,23 @@ int
 buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;
+    size_t  room = b->data != NULL ? b->size - b->len : 0;
     int     n;
 
+    /* Into the room there is, once; again only if it did not fit. */
     va_copy(ap2, ap);
-    n = vsnprintf(NULL, 0, fmt, ap2);
+    n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
-    if (n < 0 || buf_reserve(b, (size_t)n) != 0)
+    if (n < 0)
         return -1;
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    if ((size_t)n >= room) {
+        if (buf_reserve(b, (size_t)n) != 0) {
+            if (b->data != NULL)
+                b->data[b->len] = '\0';
+            return -1;
+        }
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    }
     b->len += (size_t)n;
     return 0;
 }
@@ -178,6 +187,46 @@ utc_tm(int64_t sec, struct tm *tm)
     tm->tm_zone = "GMT";
     return tm;
 }
+/* Write the n decimal digits of v (zero-padded) at p. */
+static void
+digits(char *p, int n, long v)
+{
+    while (n-- > 0) {
+        p[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+size_t
+utc_stamp(char *out, int64_t sec, long usec)
+{
+    static _Thread_local int64_t    last = INT64_MIN;
+    static _Thread_local char       text[20];   /* "YYYY-MM-DDTHH:MM:SS" */
+    struct tm                       tm;
+
+    if (sec != last) {
+        utc_tm(sec, &tm);
+        digits(text, 4, (long)tm.tm_year + 1900);
+        text[4] = '-';
+        digits(text + 5, 2, tm.tm_mon + 1);
+        text[7] = '-';
+        digits(text + 8, 2, tm.tm_mday);
+        text[10] = 'T';
+        digits(text + 11, 2, tm.tm_hour);
+        text[13] = ':';
+        digits(text + 14, 2, tm.tm_min);
+        text[16] = ':';
+        digits(text + 17, 2, tm.tm_sec);
+        last = sec;
+    }
+    memcpy(out, text, 19);
+    out[19] = '.';
+    digits(out + 20, 6, usec);
+    out[26] = 'Z';
+    out[27] = '\0';
+    return 27;
+}
+
 
 void
 timespec_after_ms(struct timespec *ts, long ms)

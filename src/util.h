@@ -55,6 +55,17 @@ struct tm;
  */
 struct tm *utc_tm(int64_t sec, struct tm *tm);
 
+/* Bytes of utc_stamp()'s text, its NUL included. */
+#define UTC_STAMP_SIZE  28
+
+/*
+ * Write sec and usec as "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (UTC) and a NUL into
+ * out, which has UTC_STAMP_SIZE bytes.  Each thread keeps the text of the
+ * last second it wrote, so a line of the same second costs no date
+ * arithmetic and no strftime().  Return the length, 27.
+ */
+size_t  utc_stamp(char *out, int64_t sec, long usec);
+
 /* Set *ts to CLOCK_MONOTONIC now plus ms (for pthread_cond_timedwait). */
 void    timespec_after_ms(struct timespec *ts, long ms);
 

@@ -64,6 +64,7 @@ jq -e 'select(.status == 200 and .method == "GET" and .path == "/cancel_event"
     and .route == "/cancel_event" and .remote_addr == "127.0.0.1"
     and .protocol == "HTTP/1.1" and .bytes > 0 and .reason == null
     and (.duration_ms | type) == "number" and .id >= 1
+    and (.time | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{6}Z$"))
     and .user_agent == "ua \"quoted\" \\ back")' "$T/access.jsonl" \
     > /dev/null || t_fail "json line: $(cat "$T/access.jsonl")"
 iconv -f UTF-8 -t UTF-8 "$T/access.jsonl" > /dev/null ||
@@ -82,6 +83,20 @@ n=$(jq -s '[.[] | select(.path == "/ping")] | length' "$T/access.jsonl")
 [ "$n" = 40 ] || t_fail "after SIGTERM $n of 40 /ping lines"
 jq -e . "$T/access.jsonl" > /dev/null || t_fail "a json line is cut"
 t_ok "SIGTERM: all 40 buffered lines written"
+
+# ---- the default format, in the server's log ------------------------------
+t_start_server --workers 2
+curl -s -o /dev/null "$NGINX_URL/ping" || t_fail "ping"
+curl -s -o /dev/null --max-time 0.3 "$NGINX_URL/cancel_event" || true
+stamp='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{6}Z'
+t_wait_for 3000 t_log_has "^$stamp access req=[0-9]+ GET \"/ping\" 200 [0-9]+[.][0-9]{3}ms$" ||
+    t_fail "default access line: $(grep -m1 ' access ' "$T/server.log")"
+t_wait_for 3000 t_log_has "^$stamp access req=[0-9]+ GET \"/cancel_event\" 499 (2[5-9][0-9]|[3-9][0-9]{2}|[0-9]{4,})[.][0-9]{3}ms reason=client_gone$" ||
+    t_fail "default 499 line: $(grep ' access ' "$T/server.log")"
+t_log_has "^$stamp info req=[0-9]+ job cancelled reason=client_gone" ||
+    t_fail "info line: $(grep -m1 'job cancelled' "$T/server.log")"
+t_stop_server || t_fail "server did not stop"
+t_ok "default: access and info lines with their UTC time, duration in ms"
 
 # ---- the journal's priorities --------------------------------------------
 # The server's stderr is a file; JOURNAL_STREAM names it as systemd does.

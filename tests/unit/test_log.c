@@ -243,12 +243,75 @@ test_utc_tm(void)
     CU_ASSERT_EQUAL(tm.tm_hour, 12);
 }
 
+/* Return 1 if utc_stamp() writes what strftime() and "%06ld" write. */
+static int
+stamp_agrees(time_t sec, long usec)
+{
+    struct tm   tm;
+    char        a[UTC_STAMP_SIZE], b[64];
+    size_t      n;
+
+    gmtime_r(&sec, &tm);
+    n = strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(b + n, sizeof b - n, ".%06ldZ", usec);
+    return utc_stamp(a, (int64_t)sec, usec) == 27 && strcmp(a, b) == 0;
+}
+
+/*
+ * utc_stamp() is strftime()'s text: the same second twice in a row (its
+ * kept text), the next second, a second far away and back, the edges of
+ * microseconds, one instant in every 7 h 1 min 13 s over 1970-2200.
+ */
+static void
+test_utc_stamp(void)
+{
+    int64_t t;
+    int     bad = 0;
+
+    bad += !stamp_agrees(951825599, 999999);    /* 2000-02-29T11:59:59 */
+    bad += !stamp_agrees(951825599, 0);
+    bad += !stamp_agrees(951825600, 1);
+    bad += !stamp_agrees(4107542400, 500000);   /* 2100-03-01 */
+    bad += !stamp_agrees(951825600, 123456);
+    bad += !stamp_agrees(0, 0);
+    for (t = 0; t < 7258118400LL; t += 25273)
+        bad += !stamp_agrees((time_t)t, (long)(t % 1000000));
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* buf_printf() appends in the room there is, and grows when it must:
+ * short pieces across the first allocation, then one of 5,000 bytes. */
+static void
+test_buf_printf(void)
+{
+    struct buf  b = { NULL, 0, 0 };
+    char        want[6000];
+    size_t      n = 0;
+    int         i;
+
+    for (i = 0; i < 100; i++) {
+        CU_ASSERT_EQUAL_FATAL(buf_printf(&b, "%d,", i), 0);
+        n += (size_t)snprintf(want + n, sizeof want - n, "%d,", i);
+    }
+    CU_ASSERT_EQUAL(b.len, n);
+    CU_ASSERT_EQUAL(strcmp(b.data, want), 0);
+    CU_ASSERT_EQUAL_FATAL(buf_printf(&b, "%5000s", "x"), 0);
+    CU_ASSERT_EQUAL(b.len, n + 5000);
+    CU_ASSERT_EQUAL(strncmp(b.data, want, n), 0);
+    CU_ASSERT_EQUAL(b.data[b.len - 1], 'x');
+    CU_ASSERT_EQUAL(b.data[b.len], '\0');
+    CU_ASSERT_EQUAL(strlen(b.data), b.len);
+    buf_free(&b);
+}
+
 static CU_TestInfo log_tests[] = {
     { "log_escape characters", test_log_escape_chars },
     { "log_escape: what fits is not cut", test_log_escape_fits },
     { "log_escape truncation, sizes 0..40", test_log_escape_truncation },
     { "log_emit: lines whole up to 4 KiB, cut there", test_log_line_length },
     { "utc_tm agrees with gmtime_r", test_utc_tm },
+    { "utc_stamp agrees with strftime", test_utc_stamp },
+    { "buf_printf appends and grows", test_buf_printf },
     CU_TEST_INFO_NULL
 };
 
