@@ -653,7 +653,9 @@ status_json() {
 # fc_in_flight: the server's in_flight, minus this /status request.
 fc_in_flight() {
     local n
-    n=$(status_json | jq -r .in_flight) || return 1
+    # Not JSON (an error page from nginx): fail, quietly.
+    n=$(status_json | jq -r .in_flight 2>/dev/null) || return 1
+    [ -n "$n" ] && [ "$n" != null ] || return 1
     echo $(( n - 1 ))
 }
 
@@ -666,7 +668,7 @@ hold_start() {
     HOLD_PID=$!
     t_track "$HOLD_PID"
     echo "bench/hold hold -t 600 $n 127.0.0.1 NGINX_PORT '$path'" >> "$T/commands"
-    held() { [ "$(fc_in_flight)" -ge "$n" ]; }
+    held() { local m; m=$(fc_in_flight) && [ "$m" -ge "$n" ]; }
     t_wait_for 60000 held ||
         t_fail "the server did not get $n jobs in flight within 60 s"
 }
