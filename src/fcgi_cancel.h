@@ -95,7 +95,9 @@ FC_API int fc_token_fd(fc_token *tok);
  * cancelled, on the cancelling thread; if the token is already cancelled,
  * fn runs at once on this thread.  Return a handle > 0 for
  * fc_token_off_cancel(), 0 if fn already ran, -1 on allocation failure.
- * fn must be short and must not block: it runs on the watcher thread.
+ * fn must be short and must not block: it runs on the cancelling thread,
+ * often the watcher thread, or a worker that read an abort record for
+ * the request.
  */
 FC_API int fc_token_on_cancel(fc_token *tok, fc_cancel_cb fn, void *arg);
 
