@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -325,40 +326,121 @@ entry_time(const struct accesslog_entry *e, long *usec)
     return ts.tv_sec;
 }
 
-/* The duration in ms with three decimals, rounded, into d[32]: what
- * "%.3f" of ns / 1e6 writes, without the floating-point formatter. */
-static const char *
-duration_ms(char *d, uint64_t ns)
+/* A line being built in p[size]: what fits, and the length it would
+ * have, as snprintf() counts it. */
+struct line {
+    char   *p;
+    size_t  size;
+    size_t  n;
+};
+
+/* Append len bytes of s (what fits, a NUL kept room for). */
+static void
+line_put(struct line *l, const char *s, size_t len)
+{
+    size_t k;
+
+    if (l->n + 1 < l->size) {
+        k = l->size - 1 - l->n;
+        memcpy(l->p + l->n, s, len < k ? len : k);
+    }
+    l->n += len;
+}
+
+/* Append the string s. */
+static void
+line_str(struct line *l, const char *s)
+{
+    line_put(l, s, strlen(s));
+}
+
+/* Append v in decimal, at least width digits (zero-padded). */
+static void
+line_num(struct line *l, uint64_t v, int width)
+{
+    char    d[20];
+    int     i = (int)sizeof d;
+
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0 || (int)sizeof d - i < width);
+    line_put(l, d + i, sizeof d - (size_t)i);
+}
+
+/* End the line with a NUL; return its length as snprintf() would. */
+static int
+line_end(struct line *l)
+{
+    if (l->size > 0)
+        l->p[l->n < l->size ? l->n : l->size - 1] = '\0';
+    return l->n > INT_MAX ? INT_MAX : (int)l->n;
+}
+
+/* Append a duration of ns in ms with three decimals, rounded: what "%.3f"
+ * of ns / 1e6 writes, without the floating-point formatter. */
+static void
+line_ms(struct line *l, uint64_t ns)
 {
     uint64_t us = (ns + 500) / 1000;
 
-    snprintf(d, 32, "%llu.%03u", (unsigned long long)(us / 1000),
-        (unsigned)(us % 1000));
+    line_num(l, us / 1000, 1);
+    line_put(l, ".", 1);
+    line_num(l, us % 1000, 3);
+}
+
+/* line_ms() into d[32]; return d. */
+static const char *
+duration_ms(char *d, uint64_t ns)
+{
+    struct line l = { d, 32, 0 };
+
+    line_ms(&l, ns);
+    line_end(&l);
     return d;
 }
 
-/* Today's format: "TIME access req=ID METHOD "PATH?Q" STATUS D.DDDms". */
+/*
+ * Today's format: "TIME access req=ID METHOD "PATH?Q" STATUS D.DDDms",
+ * appended piece by piece: the line of every request, so no printf.
+ */
 static int
 format_default(char *line, size_t size, const struct accesslog_entry *e)
 {
-    char        ts[UTC_STAMP_SIZE + 1], epath[1024], eq[1024], d[32];
+    struct line l = { line, size, 0 };
+    char        ts[UTC_STAMP_SIZE], epath[1024], eq[1024];
     const char *q = e->query != NULL ? e->query : "";
 
     if (!log_journal()) {
         struct timespec now;
 
         clock_gettime(CLOCK_REALTIME, &now);
-        ts[utc_stamp(ts, now.tv_sec, now.tv_nsec / 1000)] = ' ';
-        ts[UTC_STAMP_SIZE] = '\0';
+        line_put(&l, ts, utc_stamp(ts, now.tv_sec, now.tv_nsec / 1000));
+        line_put(&l, " ", 1);
     } else {
-        strcpy(ts, "<6>");
+        line_put(&l, "<6>", 3);
     }
-    return snprintf(line, size, "%saccess req=%llu %s \"%s%s%s\" %d %sms%s%s"
-        "\n", ts, (unsigned long long)e->id, dash(e->method),
-        log_escape(epath, sizeof epath, e->path), *q != '\0' ? "?" : "",
-        log_escape(eq, sizeof eq, q), e->status,
-        duration_ms(d, e->duration_ns), e->reason != NULL ? " reason=" : "",
-        e->reason != NULL ? e->reason : "");
+    line_str(&l, "access req=");
+    line_num(&l, e->id, 1);
+    line_put(&l, " ", 1);
+    line_str(&l, dash(e->method));
+    line_put(&l, " \"", 2);
+    line_str(&l, log_escape(epath, sizeof epath, e->path));
+    if (*q != '\0') {
+        line_put(&l, "?", 1);
+        line_str(&l, log_escape(eq, sizeof eq, q));
+    }
+    line_put(&l, "\" ", 2);
+    line_num(&l, e->status > 0 ? (uint64_t)e->status : 0, 1);
+    line_put(&l, " ", 1);
+    line_ms(&l, e->duration_ns);
+    line_put(&l, "ms", 2);
+    if (e->reason != NULL) {
+        line_put(&l, " reason=", 8);
+        line_str(&l, e->reason);
+    }
+    line_put(&l, "\n", 1);
+    return line_end(&l);
 }
 
 /*

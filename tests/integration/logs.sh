@@ -93,6 +93,12 @@ t_wait_for 3000 t_log_has "^$stamp access req=[0-9]+ GET \"/ping\" 200 [0-9]+[.]
     t_fail "default access line: $(grep -m1 ' access ' "$T/server.log")"
 t_wait_for 3000 t_log_has "^$stamp access req=[0-9]+ GET \"/cancel_event\" 499 (2[5-9][0-9]|[3-9][0-9]{2}|[0-9]{4,})[.][0-9]{3}ms reason=client_gone$" ||
     t_fail "default 499 line: $(grep ' access ' "$T/server.log")"
+# A line longer than the 1 KiB formatted on the stack: whole, its query
+# cut by the escaper's 1 KiB.
+long=$(head -c 1500 /dev/zero | tr '\0' a)
+curl -s -o /dev/null "$NGINX_URL/ping?q=$long" || t_fail "long ping"
+t_wait_for 3000 t_log_has "^$stamp access req=[0-9]+ GET \"/ping[?]q=a{1000,}[.]{3}\" 200 [0-9]+[.][0-9]{3}ms$" ||
+    t_fail "long access line: $(grep ' access .*q=aaa' "$T/server.log" | cut -c1-200)"
 t_log_has "^$stamp info req=[0-9]+ job cancelled reason=client_gone" ||
     t_fail "info line: $(grep -m1 'job cancelled' "$T/server.log")"
 t_stop_server || t_fail "server did not stop"
