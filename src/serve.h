@@ -41,8 +41,8 @@ void                serve_free(struct serve *sv);
  * Serve the request read whole in pr (proto_feed() said PROTO_READY) on
  * connection fd, whose number in the process is conn (the watcher keeps
  * it registered between requests; 0: not kept so; pooled: the pool's
- * epoll set holds it, see struct watch), on the worker that owns watcher slot `slot` and output
- * stream out.  pending holds the bytes read behind the request: an
+ * epoll set holds it, see struct watch), on the worker that owns watcher
+ * slot `slot` and output stream out.  pending holds the bytes read behind the request: an
  * FCGI_ABORT_REQUEST for it at their front is consumed (the request is
  * then cancelled at once), the rest is left for the next request.  pr is
  * reset on return (its reply kept).  Return the verdict on the connection.

@@ -187,6 +187,7 @@ utc_tm(int64_t sec, struct tm *tm)
     tm->tm_zone = "GMT";
     return tm;
 }
+
 /* Write the n decimal digits of v (zero-padded) at p. */
 static void
 digits(char *p, int n, long v)
@@ -226,7 +227,6 @@ utc_stamp(char *out, int64_t sec, long usec)
     out[27] = '\0';
     return 27;
 }
-
 
 void
 timespec_after_ms(struct timespec *ts, long ms)

@@ -592,6 +592,14 @@ watcher_want(const struct watcher *w, int pooled)
         (!pooled || w->narmed >= w->nslots ? EPOLLIN : 0);
 }
 
+/* The epoll data of fd's registration in entry f (mtx held): its
+ * generation and the descriptor, as watcher_event() reads them. */
+static uint64_t
+watcher_data(const struct wfd *f, int fd)
+{
+    return ((uint64_t)f->gen << 32) | (uint32_t)fd;
+}
+
 /* (Re-)register fd of entry f for events (mtx held).  Return 0, or -1
  * (logged). */
 static int
@@ -600,7 +608,7 @@ watcher_ctl(struct watcher *w, int fd, struct wfd *f, uint32_t events, int op)
     struct epoll_event ev;
 
     ev.events = events;
-    ev.data.u64 = ((uint64_t)f->gen << 32) | (uint32_t)fd;
+    ev.data.u64 = watcher_data(f, fd);
     /* EEXIST: the number's previous connection is still open somewhere
      * (a child between fork and exec); take the registration over. */
     if (epoll_ctl(w->epfd, op, fd, &ev) != 0 && (op != EPOLL_CTL_ADD ||
@@ -676,16 +684,13 @@ watcher_exhausted(struct watcher *w)
     }
 }
 
-/* Peek at fd as an EPOLLIN event of its current registration would. */
+/* Peek, on this thread, as an EPOLLIN event with data (watcher_data(),
+ * taken under mtx, which is not held now) would make the thread do. */
 static void
-watcher_peek_now(struct watcher *w, int fd)
+watcher_peek_now(struct watcher *w, uint64_t data)
 {
-    struct epoll_event ev;
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = data };
 
-    xmutex_lock(&w->mtx);
-    ev.events = EPOLLIN;
-    ev.data.u64 = ((uint64_t)w->fds[fd].gen << 32) | (uint32_t)fd;
-    xmutex_unlock(&w->mtx);
     (void)watcher_events(w, &ev, 1);
 }
 
@@ -693,6 +698,7 @@ void
 watcher_poke(struct watcher *w, int fd)
 {
     struct wfd *f;
+    uint64_t    data;
 
     xmutex_lock(&w->mtx);
     if (fd < 0 || fd >= w->nfds) {
@@ -708,8 +714,9 @@ watcher_poke(struct watcher *w, int fd)
         xmutex_unlock(&w->mtx);
         return;
     }
+    data = watcher_data(f, fd);
     xmutex_unlock(&w->mtx);
-    watcher_peek_now(w, fd);
+    watcher_peek_now(w, data);
 }
 
 int
@@ -718,6 +725,7 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
     struct slot        *s = &w->slots[slot];
     uint64_t            next;
     fc_token           *gone = NULL;
+    uint64_t            data = 0;       /* to peek with */
     int                 rc = 0, peek = 0;
 
     xmutex_lock(&w->mtx);
@@ -748,6 +756,7 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
             /* Bytes came while no slot was armed (the request's own, or
              * an abort behind it that the worker has not read). */
             w->fds[wa->fd].bytes = 0;
+            data = watcher_data(&w->fds[wa->fd], wa->fd);
             peek = 1;
         }
     }
@@ -762,7 +771,7 @@ watcher_arm(struct watcher *w, int slot, const struct watch *wa)
         token_unref(gone);
     }
     if (peek)
-        watcher_peek_now(w, wa->fd);
+        watcher_peek_now(w, data);
     return rc;
 }
 
