@@ -147,12 +147,19 @@
  * the worker ends. */
 static _Thread_local char  *read_spare;
 
+/* Busy workers above which a worker keeps no spare while its job runs:
+ * with thousands of (sleeping) jobs in flight, READ_MIN bytes each would
+ * add 4 KiB to every job's memory; the malloc() saved matters only to a
+ * pool that serves short requests, which keeps few workers busy. */
+#define SPARE_BUSY_MAX      256
+
 /* Give c's empty buffer of pending bytes up: kept as the worker's spare
- * if it is a first buffer and the worker has none, else freed. */
+ * if it is a first buffer, the worker has none and keep is set, else
+ * freed. */
 static void
-conn_pending_drop(struct conn *c)
+conn_pending_drop(struct conn *c, int keep)
 {
-    if (c->pending.data != NULL && c->pending.size == READ_MIN &&
+    if (keep && c->pending.data != NULL && c->pending.size == READ_MIN &&
         read_spare == NULL) {
         read_spare = c->pending.data;
         c->pending = (struct buf){ NULL, 0, 0 };
@@ -305,7 +312,7 @@ conn_wait(struct pool *p, struct conn *c, uint32_t events)
     void              *again;
 
     if (c->pending.len == 0)
-        conn_pending_drop(c);           /* idle: no buffer kept */
+        conn_pending_drop(c, 1);        /* idle: no buffer kept */
     if (pool_draining(p) && !hold) {
         conn_close(p, c);
         return 1;
@@ -530,8 +537,8 @@ worker_request(struct worker *wk, struct conn *c)
         conn_close(p, c);
         return 0;
     }
-    if (c->pending.len == 0)
-        conn_pending_drop(c);       /* not held while the job runs */
+    if (c->pending.len == 0)            /* not held while the job runs */
+        conn_pending_drop(c, pool_busy(p) <= SPARE_BUSY_MAX);
     verdict = serve_request(p->serve, wk->slot, &wk->out, c->fd, c->id,
         c->reg != 0, &c->rq, &c->pending);
     if (wk->gen->number != gen_number()) {
