@@ -11,8 +11,9 @@
  * cancel in the way that suits it:
  *
  *   - fc_token_cancelled(): one atomic load, cheap enough for a tight loop;
- *   - fc_token_wait(): a sleep on a condition variable that the cancel
- *     broadcasts;
+ *   - fc_token_wait(): a sleep on a futex on the token's reason, which the
+ *     cancel wakes (no mutex: a job woken with thousands of others returns
+ *     without taking a lock that another woken thread, preempted, holds);
  *   - fc_token_on_cancel(): a callback run once on the cancelling thread
  *     (kill a child, close a socket, call a database's cancel);
  *   - fc_token_fd(): an eventfd, created on first use, that the cancel makes
@@ -28,11 +29,14 @@
  * child is cancelled, so a callback may use any token.
  */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,13 +54,15 @@ struct fc_token {
     /*
      * 0 until cancelled, then the reason.  Stored once, under mtx, with
      * release order after cancel_ns, so that a reader that sees it with
-     * acquire order also sees the cancel time.
+     * acquire order also sees the cancel time.  Also the futex word that
+     * fc_token_wait() sleeps on (an _Atomic int is a plain int in memory).
      */
     _Atomic int      reason;
     _Atomic int      refs;
+    _Atomic int      waiters;       /* threads in fc_token_wait() */
 
     pthread_mutex_t  mtx;
-    pthread_cond_t   cond;          /* broadcast on cancel and hook done */
+    pthread_cond_t   cond;          /* broadcast when a hook is done */
     uint64_t         cancel_ns;     /* protected by mtx (see reason) */
     struct hook     *hooks;         /* protected by mtx: pending callbacks */
     int              next_id;       /* protected by mtx */
@@ -89,6 +95,7 @@ token_new(fc_token *parent)
         return NULL;
     atomic_init(&tok->reason, FC_REASON_NONE);
     atomic_init(&tok->refs, 1);
+    atomic_init(&tok->waiters, 0);
     xmutex_init(&tok->mtx);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -181,6 +188,7 @@ token_cancel(fc_token *tok, enum fc_reason reason)
     struct hook *h;
     fc_token    *c;
     uint64_t     one = 1;
+    int          more;
 
     if (reason <= FC_REASON_NONE || reason >= FC_REASON__MAX)
         reason = FC_SHUTDOWN;
@@ -196,15 +204,27 @@ token_cancel(fc_token *tok, enum fc_reason reason)
     if (tok->efd >= 0 && write(tok->efd, &one, sizeof one) < 0) {
         /* An eventfd write fails only on overflow: it is readable. */
     }
-    /*
-     * Wake fc_token_wait() after letting go of mtx: a waiter woken while
-     * we hold it would at once block on it, and our unlock would have to
-     * wake it a second time (two wake-ups a job when thousands are
-     * cancelled together).  No wake-up is lost: a waiter checks reason
-     * under mtx before it sleeps, and we stored it under mtx.
-     */
+    more = tok->hooks != NULL || tok->children != NULL;
     xmutex_unlock(&tok->mtx);
-    pthread_cond_broadcast(&tok->cond);
+    /*
+     * Wake fc_token_wait()'s sleepers, if any.  The fence orders the store
+     * of reason before the load of waiters, as a waiter's increment is
+     * ordered before its load of reason: either it sees the reason, or we
+     * see it and wake it (and the futex itself fails to sleep on a reason
+     * that is no longer 0).
+     */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&tok->waiters, memory_order_relaxed) > 0)
+        syscall(SYS_futex, (int *)&tok->reason, FUTEX_WAKE_PRIVATE, INT_MAX,
+            NULL, NULL, 0);
+    /*
+     * Nothing more to do: return without taking mtx again.  None can
+     * come: fc_token_on_cancel() runs a callback at once on a cancelled
+     * token, and a child created from now on inherits the reason in
+     * token_new().
+     */
+    if (!more)
+        return 1;
     xmutex_lock(&tok->mtx);
 
     /* Callbacks run once each, without the lock, on this thread. */
@@ -281,24 +301,23 @@ int
 fc_token_wait(fc_token *tok, long ms)
 {
     struct timespec ts;
-    int             cancelled;
 
     if (fc_token_cancelled(tok))
         return 1;
     if (ms == 0)
         return 0;
     if (ms > 0)
-        timespec_after_ms(&ts, ms);
-    xmutex_lock(&tok->mtx);
-    while (atomic_load_explicit(&tok->reason, memory_order_relaxed) == 0) {
-        int rc = ms < 0 ? pthread_cond_wait(&tok->cond, &tok->mtx) :
-            pthread_cond_timedwait(&tok->cond, &tok->mtx, &ts);
-        if (rc == ETIMEDOUT)
+        timespec_after_ms(&ts, ms);     /* CLOCK_MONOTONIC, as the futex's */
+    atomic_fetch_add(&tok->waiters, 1);         /* see token_cancel() */
+    while (atomic_load(&tok->reason) == 0) {
+        /* Sleeps only while reason is still 0; an absolute timeout. */
+        if (syscall(SYS_futex, (int *)&tok->reason,
+            FUTEX_WAIT_BITSET_PRIVATE, 0, ms < 0 ? NULL : &ts, NULL,
+            FUTEX_BITSET_MATCH_ANY) != 0 && errno == ETIMEDOUT)
             break;
     }
-    cancelled = atomic_load_explicit(&tok->reason, memory_order_relaxed) != 0;
-    xmutex_unlock(&tok->mtx);
-    return cancelled;
+    atomic_fetch_sub(&tok->waiters, 1);
+    return fc_token_cancelled(tok);
 }
 
 int
