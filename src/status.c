@@ -4,7 +4,12 @@
  * handlers.  The names of the /status document are an interface that
  * operators and tests rely on (see README): fields may be added, never
  * renamed.  Cancel latencies (cancel -> job returned) are kept in a ring of
- * the last 4096 samples, protected by `lat_mtx`, for p50/p99/max.
+ * the last 4096 samples, for p50/p99/max, written without a lock (each
+ * slot, the count and the max are atomics): when thousands of jobs are
+ * cancelled at once, a job that would wait for a lock here, held by a
+ * thread the scheduler has just preempted, returns late.  /status reads
+ * the ring under `copy_mtx`, which guards only its copy; a sample counted
+ * but not yet stored reads as the one before it in that slot.
  * Numbers that are not counts are written with a fixed number of
  * decimals (json_object_new_double_s()), never as 0.086999999999999994.
  * /status?full adds the requests in flight, as the watcher's slots know
@@ -12,6 +17,7 @@
  * The two handlers' rows in the handler registry (handler_status,
  * handler_ping, at the end) give each its default route.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +38,10 @@ struct stats stats;
 /* The watcher, to list stragglers; set once before the workers start. */
 static struct watcher  *status_watcher;
 
-static pthread_mutex_t  lat_mtx = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t         lat_us[LAT_SAMPLES];    /* protected by lat_mtx */
-static uint64_t         lat_count;              /* protected by lat_mtx */
-static uint32_t         lat_max;                /* protected by lat_mtx */
+static _Atomic uint32_t lat_us[LAT_SAMPLES];
+static _Atomic uint64_t lat_count;
+static _Atomic uint32_t lat_max;
+static pthread_mutex_t  copy_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 void
 stats_init(int workers)
@@ -61,10 +67,8 @@ stats_init(int workers)
     atomic_store(&stats.dropped_max_arriving_bytes, 0);
     stats.workers = workers;
     stats.start_ns = now_ns();
-    xmutex_lock(&lat_mtx);
-    lat_count = 0;
-    lat_max = 0;
-    xmutex_unlock(&lat_mtx);
+    atomic_store(&lat_count, 0);
+    atomic_store(&lat_max, 0);
 }
 
 void
@@ -92,13 +96,14 @@ stats_cancel_latency(uint64_t ns)
 {
     uint64_t us = ns / 1000;
     uint32_t v = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    uint64_t i = atomic_fetch_add_explicit(&lat_count, 1,
+        memory_order_relaxed);
+    uint32_t max = atomic_load_explicit(&lat_max, memory_order_relaxed);
 
-    xmutex_lock(&lat_mtx);
-    lat_us[lat_count % LAT_SAMPLES] = v;
-    lat_count++;
-    if (v > lat_max)
-        lat_max = v;
-    xmutex_unlock(&lat_mtx);
+    atomic_store_explicit(&lat_us[i % LAT_SAMPLES], v, memory_order_relaxed);
+    while (v > max && !atomic_compare_exchange_weak_explicit(&lat_max, &max,
+        v, memory_order_relaxed, memory_order_relaxed))
+        ;
 }
 
 static int
@@ -123,14 +128,17 @@ status_ms(double ms)
 static json_object *
 status_latency(void)
 {
-    static uint32_t  copy[LAT_SAMPLES];     /* protected by lat_mtx */
+    static uint32_t  copy[LAT_SAMPLES];     /* protected by copy_mtx */
     json_object     *o = json_object_new_object();
-    size_t           n;
+    uint64_t         count;
+    size_t           n, i;
     double           p50 = 0, p99 = 0, max;
 
-    xmutex_lock(&lat_mtx);
-    n = lat_count < LAT_SAMPLES ? (size_t)lat_count : LAT_SAMPLES;
-    memcpy(copy, lat_us, n * sizeof copy[0]);
+    xmutex_lock(&copy_mtx);
+    count = atomic_load_explicit(&lat_count, memory_order_relaxed);
+    n = count < LAT_SAMPLES ? (size_t)count : LAT_SAMPLES;
+    for (i = 0; i < n; i++)
+        copy[i] = atomic_load_explicit(&lat_us[i], memory_order_relaxed);
     qsort(copy, n, sizeof copy[0], cmp_u32);
     if (n > 0) {
         size_t i50 = (n - 1) / 2, i99 = (n * 99 + 99) / 100 - 1;
@@ -138,10 +146,10 @@ status_latency(void)
         p50 = copy[i50] / 1000.0;
         p99 = copy[i99] / 1000.0;
     }
-    max = lat_max / 1000.0;
+    xmutex_unlock(&copy_mtx);
+    max = atomic_load_explicit(&lat_max, memory_order_relaxed) / 1000.0;
     json_object_object_add(o, "samples", json_object_new_int64(
-        (int64_t)lat_count));
-    xmutex_unlock(&lat_mtx);
+        (int64_t)count));
     json_object_object_add(o, "p50_ms", status_ms(p50));
     json_object_object_add(o, "p99_ms", status_ms(p99));
     json_object_object_add(o, "max_ms", status_ms(max));
