@@ -1,15 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * log.c - one line per event, written with a single write(2) so that lines
- * of different threads never interleave.  Each line starts with a UTC time
+ * log.c - one line per event, on stderr.  Each line starts with a UTC time
  * with microseconds (tests and benchmarks compute latencies from it), then
  * the level.  When stderr is the systemd journal's stream (JOURNAL_STREAM
  * names its device and inode, see systemd.exec(5)), a line starts instead
  * with the syslog priority, "<3>" to "<7>" (sd-daemon(3)), and carries no
  * time of its own: the journal stamps it, and `journalctl -p` filters it.
+ *
+ * WRITING
+ *
+ * One thread at a time writes, whole lines, so lines never interleave.  A
+ * thread that logs while none is writing writes its line itself, at once.
+ * A thread that logs while another is writing copies its line to the
+ * queue and goes on: the writer writes the queue in one write(2) after
+ * its own, and again until the queue is empty.  So when thousands of jobs
+ * end together (a front end gone), their lines cost a few writes rather
+ * than one each, and no thread sleeps on the file's position lock; and
+ * when stderr blocks (a pipe nobody reads), only the writer waits, until
+ * the queue holds LOG_QUEUE_MAX bytes.  Lines keep the order in which
+ * they were queued.  An error or warning line waits until it is written
+ * (the process may exit next), and log_flush() waits for every queued
+ * line.  A writer that has written LOG_ROUNDS batches hands the writing
+ * to the next thread that logs, which waits for the batch in progress
+ * (one write, as before this queue), so no request stays a writer for
+ * long under a steady stream of lines.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +43,9 @@
 
 #define LOG_STACK_LINE  512     /* most lines: formatted on the stack */
 #define LOG_MAX_LINE    4096    /* longer lines are cut */
+#define LOG_QUEUE_MIN   ((size_t)16 * 1024)     /* the queue's first size */
+#define LOG_QUEUE_MAX   ((size_t)1024 * 1024)   /* past this, loggers wait */
+#define LOG_ROUNDS      8       /* batches a writer writes before it hands over */
 
 _Atomic int log_level = LOG_LEVEL_INFO;
 
@@ -120,15 +142,180 @@ log_format(char *line, size_t size, const struct timeval *tv,
 }
 
 /*
- * Write one line to fd.  It is formatted on the stack when it fits in
+ * The queue (see WRITING).  Everything is protected by out_mtx; out_cv is
+ * broadcast when a batch is written and when the writer leaves.
+ */
+static pthread_mutex_t  out_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t   out_cv = PTHREAD_COND_INITIALIZER;
+static char            *out_q;          /* lines queued, not yet taken */
+static size_t           out_len, out_size;
+static char            *out_spare;      /* the batch buffer, between uses */
+static size_t           out_spare_size;
+static int              out_busy;       /* a thread is writing */
+static int              out_rounds;     /* batches the writer has written */
+static int              out_claim;      /* a logger waits to take over */
+static int              out_waiters;    /* threads in out_cv */
+static uint64_t         out_taken;      /* batches taken by a writer */
+static uint64_t         out_done;       /* batches written */
+
+/* Write p[n] to stderr whole (short writes go on; errors: nowhere left to
+ * report them). */
+static void
+out_write(const char *p, size_t n)
+{
+    ssize_t w;
+
+    while (n > 0) {
+        if ((w = write(STDERR_FILENO, p, n)) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Wait on out_cv (out_mtx held). */
+static void
+out_wait(void)
+{
+    out_waiters++;
+    pthread_cond_wait(&out_cv, &out_mtx);
+    out_waiters--;
+}
+
+/* Append line[n] to the queue (out_mtx held); return -1 if it has no room
+ * and cannot grow. */
+static int
+out_queue(const char *line, size_t n)
+{
+    size_t  size = out_size > 0 ? out_size : LOG_QUEUE_MIN;
+    char   *q;
+
+    while (size < out_len + n)
+        size *= 2;
+    if (size != out_size) {
+        if ((q = realloc(out_q, size)) == NULL)
+            return -1;
+        out_q = q;
+        out_size = size;
+    }
+    memcpy(out_q + out_len, line, n);
+    out_len += n;
+    return 0;
+}
+
+/*
+ * Be the writer (out_mtx held, out_busy set): write the queue, batch after
+ * batch, until it is empty or, past LOG_ROUNDS batches, a logger claims
+ * the writing.  Return with out_mtx held.
+ */
+static void
+out_drain(void)
+{
+    char   *b;
+    size_t  n, size;
+
+    while (out_len > 0) {
+        if (out_rounds >= LOG_ROUNDS && out_claim) {
+            out_claim = 0;              /* the claimer is the writer now */
+            pthread_cond_broadcast(&out_cv);
+            return;
+        }
+        /* Take the queue as a batch; the spare becomes the queue. */
+        b = out_q;
+        n = out_len;
+        size = out_size;
+        out_q = out_spare;
+        out_size = out_spare_size;
+        out_len = 0;
+        out_spare = NULL;
+        out_spare_size = 0;
+        out_taken++;
+        xmutex_unlock(&out_mtx);
+        out_write(b, n);
+        xmutex_lock(&out_mtx);
+        out_rounds++;
+        out_done++;
+        /* Keep one buffer spare, and none larger than the first size once
+         * a burst is over. */
+        if (out_spare == NULL && size <= LOG_QUEUE_MIN) {
+            out_spare = b;
+            out_spare_size = size;
+        } else {
+            free(b);
+        }
+        if (out_waiters > 0)
+            pthread_cond_broadcast(&out_cv);
+    }
+    out_busy = 0;
+    if (out_waiters > 0)
+        pthread_cond_broadcast(&out_cv);
+}
+
+/* Write line[n], or queue it behind the writer's (see WRITING); with
+ * sync, return once it is written. */
+static void
+out_line(const char *line, size_t n, int sync)
+{
+    uint64_t    batch;
+
+    xmutex_lock(&out_mtx);
+    while (out_busy) {
+        if (out_len + n > LOG_QUEUE_MAX) {
+            out_wait();                 /* stderr is slow: wait for room */
+            continue;
+        }
+        if (out_queue(line, n) != 0) {
+            out_wait();                 /* no memory: wait for the writer */
+            continue;
+        }
+        batch = out_taken + 1;          /* the next batch taken has it */
+        if (out_rounds >= LOG_ROUNDS && !out_claim) {
+            /* The writer has written long enough: take over once it ends
+             * the batch in progress. */
+            out_claim = 1;
+            while (out_busy && out_claim)
+                out_wait();
+            out_claim = 0;              /* handed over, or no writer left */
+            out_busy = 1;
+            out_rounds = 0;
+            out_drain();
+        } else {
+            while (sync && out_done < batch)
+                out_wait();
+        }
+        xmutex_unlock(&out_mtx);
+        return;
+    }
+    out_busy = 1;
+    out_rounds = 0;
+    xmutex_unlock(&out_mtx);
+    out_write(line, n);
+    xmutex_lock(&out_mtx);
+    out_drain();
+    xmutex_unlock(&out_mtx);
+}
+
+void
+log_flush(void)
+{
+    xmutex_lock(&out_mtx);
+    while (out_busy)
+        out_wait();
+    xmutex_unlock(&out_mtx);
+}
+
+/*
+ * Write one line at level.  It is formatted on the stack when it fits in
  * LOG_STACK_LINE bytes, else once more into the heap (LOG_MAX_LINE, cut
  * there): a worker's stack pages, once touched, stay its own, so a
  * buffer of LOG_MAX_LINE there would cost every worker that logs a page
  * more (and a page fault, the first time).
  */
 static void
-log_vline(int fd, const char *prefix, const char *tag, int err,
-    const char *fmt, va_list ap)
+log_vline(int level, int err, const char *fmt, va_list ap)
 {
     char            small[LOG_STACK_LINE], *line = small, *big = NULL;
     struct timeval  tv;
@@ -138,17 +325,15 @@ log_vline(int fd, const char *prefix, const char *tag, int err,
 
     gettimeofday(&tv, NULL);            /* once, for both formats */
     va_copy(again, ap);
-    n = log_format(small, sizeof small, &tv, prefix, tag, err, fmt, ap,
-        &cut);
+    n = log_format(small, sizeof small, &tv, level_prefix[level],
+        level_names[level], err, fmt, ap, &cut);
     if (cut && (big = malloc(LOG_MAX_LINE)) != NULL) {
         line = big;
-        n = log_format(big, LOG_MAX_LINE, &tv, prefix, tag, err, fmt,
-            again, &cut);
+        n = log_format(big, LOG_MAX_LINE, &tv, level_prefix[level],
+            level_names[level], err, fmt, again, &cut);
     }
     va_end(again);
-    if (write(fd, line, n) < 0) {
-        /* nowhere left to report it */
-    }
+    out_line(line, n, level <= LOG_LEVEL_WARN);
     free(big);
 }
 
@@ -161,8 +346,7 @@ log_emit(int level, int with_errno, const char *fmt, ...)
     if (level > log_level)
         return;
     va_start(ap, fmt);
-    log_vline(STDERR_FILENO, level_prefix[level], level_names[level], err,
-        fmt, ap);
+    log_vline(level, err, fmt, ap);
     va_end(ap);
 }
 

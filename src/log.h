@@ -27,6 +27,12 @@ void    log_emit(int level, int with_errno, const char *fmt, ...)
             __attribute__((format(printf, 3, 4)));
 
 /*
+ * Return once every line logged so far is written (lines that a thread
+ * logged while another was writing wait in a queue; see log.c).
+ */
+void    log_flush(void);
+
+/*
  * Look whether stderr is the systemd journal's stream (JOURNAL_STREAM);
  * call once at start-up, before other threads log.
  */

@@ -796,6 +796,7 @@ main(int argc, char **argv)
     accesslog_close();
     free(unix_path);
     log_info("exit");
+    log_flush();
     return 0;
 
 fail_listen:
@@ -807,5 +808,6 @@ fail:
     config_source_free(src);
     config_free(&cfg);
     accesslog_close();
+    log_flush();
     return 1;
 }

@@ -4,9 +4,16 @@
  * (log_escape() in log.c): which bytes become \xHH, and the cut with "..."
  * at every buffer size, each checked in a heap buffer of exactly that size;
  * the length of the lines log_emit() writes, short, long (formatted on the
- * heap) and cut; and the lock-free UTC calendar of the log lines' stamps
- * (utc_tm() in util.c) against the C library's gmtime_r().
+ * heap) and cut; the queue of lines logged while another thread writes
+ * (stderr a full pipe: nobody else waits, nothing is lost, each thread's
+ * lines in order, an error line returns only once written); and the
+ * lock-free UTC calendar of the log lines' stamps (utc_tm() in util.c)
+ * against the C library's gmtime_r().
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +311,148 @@ test_buf_printf(void)
     buf_free(&b);
 }
 
+/* ---- the queue of lines (log.c, WRITING) ---------------------------- */
+
+#define Q_THREADS   4
+#define Q_LINES     200
+
+static _Atomic int q_done;          /* threads that logged all their lines */
+static _Atomic int q_error_state;   /* 1: about to log, 2: returned */
+
+static void *
+q_logger(void *arg)
+{
+    int t = (int)(long)arg, i;
+
+    for (i = 0; i < Q_LINES; i++)
+        log_emit(LOG_LEVEL_INFO, 0, "q t%d l%d", t, i);
+    atomic_fetch_add(&q_done, 1);
+    return NULL;
+}
+
+static void *
+q_error_logger(void *arg)
+{
+    (void)arg;
+    atomic_store(&q_error_state, 1);
+    log_emit(LOG_LEVEL_ERROR, 0, "q error line");
+    atomic_store(&q_error_state, 2);
+    return NULL;
+}
+
+/* Wait up to ms for *v to reach at least want; return 1 if it did. */
+static int
+q_wait(_Atomic int *v, int want, int ms)
+{
+    struct timespec tick = { 0, 1000000 };
+
+    while (atomic_load(v) < want && ms-- > 0)
+        nanosleep(&tick, NULL);
+    return atomic_load(v) >= want;
+}
+
+/*
+ * stderr is a pipe that nobody reads, full: the first thread to log blocks
+ * in its write, and the others' lines wait in the queue while they go on
+ * (before the queue, each blocked in its own write).  An error line waits
+ * until it is written.  Once the pipe is read, every line comes out whole,
+ * each thread's in the order it logged them.
+ */
+static void
+test_log_queue(void)
+{
+    pthread_t   th[Q_THREADS], eth;
+    int         p[2], saved, fl, t, i, next[Q_THREADS] = { 0 };
+    int         bad = 0, lines = 0, errors = 0;
+    size_t      filler = 0, len = 0, size = 1 << 20;
+    char       *got = malloc(size), chunk[4096], *line, *end;
+    ssize_t     n;
+
+    CU_ASSERT_FATAL(got != NULL);
+    CU_ASSERT_FATAL(pipe(p) == 0);
+    fcntl(p[1], F_SETPIPE_SZ, 4096);
+    /* Fill the pipe. */
+    fl = fcntl(p[1], F_GETFL);
+    fcntl(p[1], F_SETFL, fl | O_NONBLOCK);
+    memset(chunk, 'x', sizeof chunk);
+    while ((n = write(p[1], chunk, sizeof chunk)) > 0 ||
+        (n < 0 && errno == EINTR))
+        filler += n > 0 ? (size_t)n : 0;
+    fcntl(p[1], F_SETFL, fl);
+    saved = dup(STDERR_FILENO);
+    dup2(p[1], STDERR_FILENO);
+    atomic_store(&q_done, 0);
+    atomic_store(&q_error_state, 0);
+    for (t = 0; t < Q_THREADS; t++)
+        CU_ASSERT_FATAL(pthread_create(&th[t], NULL, q_logger,
+            (void *)(long)t) == 0);
+    /* All but the writer are through, with the pipe still full. */
+    CU_ASSERT(q_wait(&q_done, Q_THREADS - 1, 10000));
+    CU_ASSERT_EQUAL(atomic_load(&q_done), Q_THREADS - 1);
+    CU_ASSERT_FATAL(pthread_create(&eth, NULL, q_error_logger, NULL) == 0);
+    CU_ASSERT(q_wait(&q_error_state, 1, 10000));
+    {
+        struct timespec settle = { 0, 100000000 };  /* it cannot return */
+
+        nanosleep(&settle, NULL);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&q_error_state), 1);
+    /* Read it all: the filler, Q_THREADS * Q_LINES lines, the error. */
+    fl = fcntl(p[0], F_GETFL);
+    fcntl(p[0], F_SETFL, fl | O_NONBLOCK);
+    for (i = 0; i < 20000; i++) {
+        struct timespec tick = { 0, 1000000 };
+
+        while (len < size - 1 && (n = read(p[0], got + len,
+            size - 1 - len)) > 0)
+            len += (size_t)n;
+        if (atomic_load(&q_done) == Q_THREADS &&
+            atomic_load(&q_error_state) == 2)
+            break;
+        nanosleep(&tick, NULL);
+    }
+    for (t = 0; t < Q_THREADS; t++)
+        pthread_join(th[t], NULL);
+    pthread_join(eth, NULL);
+    log_flush();
+    while ((n = read(p[0], got + len, size - 1 - len)) > 0)
+        len += (size_t)n;
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(p[0]);
+    close(p[1]);
+    got[len] = '\0';
+    CU_ASSERT_FATAL(len > filler);
+    for (i = 0; i < (int)filler; i++)
+        bad += got[i] != 'x';
+    for (line = got + filler; *line != '\0'; line = end + 1) {
+        int tt, ll;
+        char *q;
+
+        if ((end = strchr(line, '\n')) == NULL) {
+            bad++;                      /* a line without its end */
+            break;
+        }
+        *end = '\0';
+        if (strstr(line, " error q error line") != NULL) {
+            errors++;
+            continue;
+        }
+        if ((q = strstr(line, " info q t")) == NULL ||
+            sscanf(q, " info q t%d l%d", &tt, &ll) != 2 ||
+            tt < 0 || tt >= Q_THREADS || ll != next[tt]) {
+            bad++;
+            continue;
+        }
+        next[tt]++;
+        lines++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(lines, Q_THREADS * Q_LINES);
+    CU_ASSERT_EQUAL(errors, 1);
+    free(got);
+}
+
 static CU_TestInfo log_tests[] = {
     { "log_escape characters", test_log_escape_chars },
     { "log_escape: what fits is not cut", test_log_escape_fits },
@@ -312,6 +461,7 @@ static CU_TestInfo log_tests[] = {
     { "utc_tm agrees with gmtime_r", test_utc_tm },
     { "utc_stamp agrees with strftime", test_utc_stamp },
     { "buf_printf appends and grows", test_buf_printf },
+    { "log_emit: lines queued while another thread writes", test_log_queue },
     CU_TEST_INFO_NULL
 };
 
