@@ -84,29 +84,13 @@ static char            *dest_path;      /* protected by dest_mtx */
 static _Atomic int      format = ACCESSLOG_DEFAULT;
 static _Atomic int      off;            /* "off": skip formatting */
 
-/* Write len bytes of whole lines to fd; dest_mtx is held. */
-static void
-fd_write(int fd, const char *p, size_t len)
-{
-    ssize_t n;
-
-    while (len > 0) {
-        if ((n = write(fd, p, len)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return;             /* nowhere left to report it */
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Write len bytes to the access log's destination; dest_mtx is held. */
+/* Write len bytes of whole lines to the access log's destination (a
+ * failure: nowhere left to report it); dest_mtx is held. */
 static void
 dest_write(const char *p, size_t len)
 {
     if (dest_fd != -2)
-        fd_write(dest_fd == -1 ? STDERR_FILENO : dest_fd, p, len);
+        (void)fd_write_all(dest_fd == -1 ? STDERR_FILENO : dest_fd, p, len);
 }
 
 /* Write and empty b; the shard's mtx is held. */

@@ -43,7 +43,7 @@
 
 #define LOG_STACK_LINE  512     /* most lines: formatted on the stack */
 #define LOG_MAX_LINE    4096    /* longer lines are cut */
-#define LOG_QUEUE_MIN   ((size_t)16 * 1024)     /* the queue's first size */
+#define LOG_QUEUE_MIN   ((size_t)16 * 1024)     /* kept between bursts */
 #define LOG_QUEUE_MAX   ((size_t)1024 * 1024)   /* past this, loggers wait */
 #define LOG_ROUNDS      8       /* batches a writer writes before it hands over */
 
@@ -147,34 +147,14 @@ log_format(char *line, size_t size, const struct timeval *tv,
  */
 static pthread_mutex_t  out_mtx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t   out_cv = PTHREAD_COND_INITIALIZER;
-static char            *out_q;          /* lines queued, not yet taken */
-static size_t           out_len, out_size;
-static char            *out_spare;      /* the batch buffer, between uses */
-static size_t           out_spare_size;
+static struct buf       out_q;          /* lines queued, not yet taken */
+static struct buf       out_spare;      /* the batch buffer, between uses */
 static int              out_busy;       /* a thread is writing */
 static int              out_rounds;     /* batches the writer has written */
 static int              out_claim;      /* a logger waits to take over */
 static int              out_waiters;    /* threads in out_cv */
 static uint64_t         out_taken;      /* batches taken by a writer */
 static uint64_t         out_done;       /* batches written */
-
-/* Write p[n] to stderr whole (short writes go on; errors: nowhere left to
- * report them). */
-static void
-out_write(const char *p, size_t n)
-{
-    ssize_t w;
-
-    while (n > 0) {
-        if ((w = write(STDERR_FILENO, p, n)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-}
 
 /* Wait on out_cv (out_mtx held). */
 static void
@@ -185,27 +165,6 @@ out_wait(void)
     out_waiters--;
 }
 
-/* Append line[n] to the queue (out_mtx held); return -1 if it has no room
- * and cannot grow. */
-static int
-out_queue(const char *line, size_t n)
-{
-    size_t  size = out_size > 0 ? out_size : LOG_QUEUE_MIN;
-    char   *q;
-
-    while (size < out_len + n)
-        size *= 2;
-    if (size != out_size) {
-        if ((q = realloc(out_q, size)) == NULL)
-            return -1;
-        out_q = q;
-        out_size = size;
-    }
-    memcpy(out_q + out_len, line, n);
-    out_len += n;
-    return 0;
-}
-
 /*
  * Be the writer (out_mtx held, out_busy set): write the queue, batch after
  * batch, until it is empty or, past LOG_ROUNDS batches, a logger claims
@@ -214,10 +173,9 @@ out_queue(const char *line, size_t n)
 static void
 out_drain(void)
 {
-    char   *b;
-    size_t  n, size;
+    struct buf  b;
 
-    while (out_len > 0) {
+    while (out_q.len > 0) {
         if (out_rounds >= LOG_ROUNDS && out_claim) {
             out_claim = 0;              /* the claimer is the writer now */
             pthread_cond_broadcast(&out_cv);
@@ -225,26 +183,23 @@ out_drain(void)
         }
         /* Take the queue as a batch; the spare becomes the queue. */
         b = out_q;
-        n = out_len;
-        size = out_size;
         out_q = out_spare;
-        out_size = out_spare_size;
-        out_len = 0;
-        out_spare = NULL;
-        out_spare_size = 0;
+        out_spare = (struct buf){ NULL, 0, 0 };
         out_taken++;
         xmutex_unlock(&out_mtx);
-        out_write(b, n);
+        /* A failure: nowhere left to report it. */
+        (void)fd_write_all(STDERR_FILENO, b.data, b.len);
         xmutex_lock(&out_mtx);
         out_rounds++;
         out_done++;
-        /* Keep one buffer spare, and none larger than the first size once
+        /* Keep one buffer spare, and none larger than LOG_QUEUE_MIN once
          * a burst is over. */
-        if (out_spare == NULL && size <= LOG_QUEUE_MIN) {
+        if (out_spare.data == NULL && b.size <= LOG_QUEUE_MIN) {
+            b.len = 0;
+            b.data[0] = '\0';
             out_spare = b;
-            out_spare_size = size;
         } else {
-            free(b);
+            buf_free(&b);
         }
         if (out_waiters > 0)
             pthread_cond_broadcast(&out_cv);
@@ -263,11 +218,11 @@ out_line(const char *line, size_t n, int sync)
 
     xmutex_lock(&out_mtx);
     while (out_busy) {
-        if (out_len + n > LOG_QUEUE_MAX) {
+        if (out_q.len + n > LOG_QUEUE_MAX) {
             out_wait();                 /* stderr is slow: wait for room */
             continue;
         }
-        if (out_queue(line, n) != 0) {
+        if (buf_add(&out_q, line, n) != 0) {
             out_wait();                 /* no memory: wait for the writer */
             continue;
         }
@@ -292,7 +247,7 @@ out_line(const char *line, size_t n, int sync)
     out_busy = 1;
     out_rounds = 0;
     xmutex_unlock(&out_mtx);
-    out_write(line, n);
+    (void)fd_write_all(STDERR_FILENO, line, n);
     xmutex_lock(&out_mtx);
     out_drain();
     xmutex_unlock(&out_mtx);

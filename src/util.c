@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -144,6 +145,24 @@ buf_free(struct buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->size = 0;
+}
+
+int
+fd_write_all(int fd, const void *p, size_t len)
+{
+    const char *c = p;
+    ssize_t     n;
+
+    while (len > 0) {
+        if ((n = write(fd, c, len)) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        c += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 uint64_t

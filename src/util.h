@@ -40,6 +40,12 @@ void    buf_consume(struct buf *b, size_t n);
 /* Free the buffer's memory and empty it. */
 void    buf_free(struct buf *b);
 
+/*
+ * Write len bytes to the blocking descriptor fd, going on after short
+ * writes and EINTR; return 0, or -1 (errno set) on another error.
+ */
+int     fd_write_all(int fd, const void *p, size_t len);
+
 /* Return CLOCK_MONOTONIC nanoseconds now: the clock of every deadline. */
 uint64_t now_ns(void);
 /* Free a NULL-terminated string vector and its strings (NULL is fine). */
