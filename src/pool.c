@@ -135,8 +135,8 @@
 /* Bytes a worker reads from a connection at a time: at first READ_MIN
  * (room for a whole small request), up to READ_CHUNK as a request grows.
  * They are read straight into the connection's buffer of pending bytes,
- * freed whenever it is empty, so a worker holds no read buffer and an idle
- * or running connection none either. */
+ * given up whenever it is empty, so an idle or running connection holds
+ * none; a worker keeps at most one first buffer spare (read_spare). */
 #define READ_MIN            4096
 #define READ_CHUNK          65536
 
